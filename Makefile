@@ -1,0 +1,31 @@
+# The two entry points of the README. Both create .venv if missing and install from setup.py.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test test-slow demo lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python setup.py pyproject.toml
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check dctformer_tf tests tools
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py --out outputs/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check dctformer_tf tests tools
+
+clean:
+	rm -rf outputs build dist *.egg-info

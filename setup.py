@@ -1,0 +1,46 @@
+"""dctformer_tf: DCTransformer (Nash et al., ICML 2021) in TensorFlow/Keras.
+
+All dependencies are pinned here and only here; `make test` / `make demo` install from this file.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "tensorflow-probability[tf]==0.25.0",
+    "tensorflow-datasets==4.9.10",
+    "importlib_resources",
+    "tensorboard==2.21.0",
+    "gin-config==0.5.0",
+    "pillow>=10",
+    "numpy>=1.26,<3",
+]
+
+TEST_REQUIRES = [
+    "pytest>=8",
+    "scipy>=1.11",
+    "scikit-image>=0.22",
+    "ruff>=0.5",
+]
+
+setup(
+    name="dctformer_tf",
+    version="0.1.0",
+    description="DCTransformer: generating images with sparse DCT representations (TF/Keras)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["dctformer_tf", "dctformer_tf.*"]),
+    include_package_data=True,
+    package_data={"dctformer_tf": ["gin/**/*.gin"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["dctformer=dctformer_tf.cli.main:main"]},
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

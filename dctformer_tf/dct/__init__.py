@@ -1,1 +1,17 @@
-"""dct"""
+"""The sparse DCT representation (SPEC §1): numpy reference (`np_ops`), TensorFlow twin
+(`tf_ops`), tables, channel orders and the `SparseCodec` that ties them together."""
+
+from dctformer_tf.dct.codec import SequenceOverflowError, SparseCodec
+from dctformer_tf.dct.order import ORDERS, channel_bands, channel_components, rank_to_raw
+from dctformer_tf.dct.tables import quantization_table, zigzag_order
+
+__all__ = [
+    "ORDERS",
+    "SequenceOverflowError",
+    "SparseCodec",
+    "channel_bands",
+    "channel_components",
+    "quantization_table",
+    "rank_to_raw",
+    "zigzag_order",
+]

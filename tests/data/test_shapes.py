@@ -1,0 +1,150 @@
+"""The embedded `shapes` data: deterministic, disjoint splits, and labels checked independently.
+
+The label check redraws every shape with Pillow's `ImageDraw` (4× supersampled) from the scene
+parameters, so it shares no rasterisation code with the generator.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from dctformer_tf.data.shapes import (
+    MIN_AREA_RATIO,
+    SHAPE_CLASSES,
+    SPLIT_SEEDS,
+    Shape,
+    render_scene,
+    render_shapes,
+    sample_scene,
+    shape_mask,
+    shapes_arrays,
+    shapes_examples,
+    split_seed_range,
+)
+
+SIZE = 64
+SUPERSAMPLE = 4
+NUM_CHECKED = 300
+
+
+def pillow_coverage(shape: Shape, size: int = SIZE) -> np.ndarray:
+    """Fraction of each pixel the shape covers, drawn by Pillow: float [size, size]."""
+    canvas = Image.new("L", (size * SUPERSAMPLE, size * SUPERSAMPLE))
+    draw = ImageDraw.Draw(canvas)
+    (cx, cy), r, s = shape.center, shape.radius, SUPERSAMPLE
+    if SHAPE_CLASSES[shape.kind] == "circle":
+        draw.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=1)
+    else:
+        sides = {"square": 4, "triangle": 3}[SHAPE_CLASSES[shape.kind]]
+        angles = shape.angle + 2 * np.pi * np.arange(sides) / sides
+        draw.polygon([((cx + r * np.cos(a)) * s, (cy + r * np.sin(a)) * s) for a in angles], fill=1)
+    supersampled = np.asarray(canvas, dtype=np.float64)
+    return supersampled.reshape(size, s, size, s).mean(axis=(1, 3))
+
+
+@pytest.fixture(scope="module")
+def checked():
+    """(scene, image, label) for the first NUM_CHECKED training seeds."""
+    out = []
+    for seed in range(NUM_CHECKED):
+        image, label = render_shapes(seed)
+        out.append((sample_scene(seed), image, label))
+    return out
+
+
+def test_image_format():
+    image, label = render_shapes(0)
+    assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE, 3)
+    assert isinstance(label, int) and 0 <= label < len(SHAPE_CLASSES)
+    assert render_shapes(0, size=32)[0].shape == (32, 32, 3)
+
+
+def test_same_seed_same_image():
+    first, label = render_shapes(1234)
+    again, label_again = render_shapes(1234)
+    np.testing.assert_array_equal(first, again)
+    assert label == label_again
+    np.testing.assert_array_equal(render_scene(sample_scene(1234)), first)
+
+
+def test_different_seeds_differ(checked):
+    images = np.stack([image for _, image, _ in checked[:50]])
+    flat = images.reshape(len(images), -1)
+    assert len(np.unique(flat, axis=0)) == len(images)
+
+
+def test_splits_are_disjoint():
+    (train_lo, train_hi), (test_lo, test_hi) = SPLIT_SEEDS["train"], SPLIT_SEEDS["test"]
+    assert train_hi <= test_lo or test_hi <= train_lo
+    assert split_seed_range("test", 3, start=2) == (test_lo + 2, test_lo + 5)
+    assert split_seed_range("train") == (train_lo, train_hi)
+
+
+def test_split_errors():
+    with pytest.raises(
+        ValueError, match=r"unknown split 'validation'; splits are \['test', 'train'\]"
+    ):
+        split_seed_range("validation", 1)
+    test_size = SPLIT_SEEDS["test"][1] - SPLIT_SEEDS["test"][0]
+    with pytest.raises(
+        ValueError, match=rf"examples \[{test_size - 1}, {test_size + 1}\) .* has {test_size}"
+    ):
+        split_seed_range("test", 2, start=test_size - 1)
+    with pytest.raises(ValueError, match="examples"):
+        split_seed_range("train", -1)
+
+
+def test_examples_and_arrays_follow_the_split_seeds():
+    first_test_seed = SPLIT_SEEDS["test"][0]
+    images, labels = shapes_arrays("test", 3, start=1)
+    assert images.shape == (3, SIZE, SIZE, 3) and labels.dtype == np.int32
+    for i, example in enumerate(shapes_examples("test", 3, start=1)):
+        image, label = render_shapes(first_test_seed + 1 + i)
+        np.testing.assert_array_equal(example["image"], image)
+        np.testing.assert_array_equal(images[i], image)
+        assert example["label"] == labels[i] == label
+
+
+def test_one_to_three_shapes_painted_smallest_first(checked):
+    counts = {len(scene.shapes) for scene, _, _ in checked}
+    assert counts == {1, 2, 3}
+    for scene, _, label in checked:
+        pixels = [shape_mask(shape, SIZE).sum() for shape in scene.shapes]
+        assert pixels == sorted(pixels)
+        assert scene.label == label == scene.shapes[-1].kind
+        if len(pixels) > 1:
+            assert pixels[-1] >= MIN_AREA_RATIO * pixels[-2]
+
+
+def test_label_is_the_largest_shape_by_independent_rasterisation(checked):
+    for seed, (scene, image, label) in enumerate(checked):
+        coverages = [pillow_coverage(shape) for shape in scene.shapes]
+        areas = [coverage.sum() for coverage in coverages]
+        assert scene.shapes[int(np.argmax(areas))].kind == label, f"seed {seed}: areas {areas}"
+        for shape, coverage in zip(scene.shapes, coverages, strict=True):  # same shape, same place
+            ours, theirs = shape_mask(shape, SIZE), coverage >= 0.5
+            assert (ours & theirs).sum() / (ours | theirs).sum() > 0.8, f"seed {seed}: {shape}"
+        # The largest shape is on top: every pixel of its colour in the image is its own.
+        top = scene.shapes[-1]
+        painted = np.all(image == np.array(top.color, dtype=np.uint8), axis=-1).sum()
+        assert abs(painted - areas[-1]) <= 0.1 * areas[-1], f"seed {seed}"
+
+
+def test_all_classes_occur(checked):
+    frequencies = np.bincount([label for _, _, label in checked], minlength=3) / len(checked)
+    assert np.all(frequencies > 0.25), frequencies
+
+
+def test_smooth_background_and_visible_shapes(checked):
+    for scene, _, _ in checked:
+        background = render_scene(dataclasses.replace(scene, shapes=())).astype(int)
+        # bilinear between the corner colours: at most 255/64 per pixel step, plus rounding
+        assert np.abs(np.diff(background, axis=0)).max() <= 5
+        assert np.abs(np.diff(background, axis=1)).max() <= 5
+        np.testing.assert_allclose(background[0, 0], scene.corner_colors[0, 0], atol=5)
+        np.testing.assert_allclose(background[-1, -1], scene.corner_colors[1, 1], atol=5)
+        for shape in scene.shapes:
+            cx, cy = shape.center
+            assert np.abs(np.array(shape.color) - background[int(cy), int(cx)]).max() >= 60

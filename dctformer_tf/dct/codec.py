@@ -163,6 +163,12 @@ class SparseCodec:
 
     # ------------------------------------------------------------------ numpy path
 
+    def content_pixels(self, image, name: str = "image") -> np.ndarray:
+        """uint8 [h, w, 3]: the pixels a sequence stands for (the image after any resize)."""
+        image = self.check_image(image, name)
+        pixels, (h, w) = np_ops.canvas(image, self.resolution, self.block_size)
+        return pixels[:h, :w]
+
     def encode_dense(self, image, name: str = "image") -> tuple:
         """uint8 [H, W, 3] -> (int32 [Gh, Gw, C] dense image, int32 [2] content (h, w))."""
         image = self.check_image(image, name)
@@ -231,14 +237,16 @@ class SparseCodec:
 
         return tf_ops.canvas(image, self.resolution, self.block_size)
 
-    def tf_encode_canvas(self, pixels, max_length: int):
+    def tf_encode_canvas(self, pixels, max_length: int, xla_compatible: bool = True):
         """uint8 [..., Hc, Wc, 3] canvases -> (int32 [..., max_length, 3], int32 [...] L).
 
-        Graph/XLA friendly; L > max_length flags overflow (see `tf_check_length`).
+        L > max_length flags overflow (see `tf_check_length`). `xla_compatible=False` is
+        faster outside XLA (see `tf_ops.dense_to_sparse`); the outputs are identical.
         """
         from dctformer_tf.dct import tf_ops
 
-        return tf_ops.dense_to_sparse(tf_ops.image_to_dense(pixels, self), self, max_length)
+        dense = tf_ops.image_to_dense(pixels, self)
+        return tf_ops.dense_to_sparse(dense, self, max_length, xla_compatible)
 
     def tf_check_length(self, length, max_length: int):
         """Raise InvalidArgumentError naming the length if any sequence overflowed."""

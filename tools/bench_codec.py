@@ -85,7 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=512, help="images per set")
     parser.add_argument("--qualities", type=int, nargs="+", default=[50, 75, 90])
-    parser.add_argument("--batch", type=int, default=64, help="images per vectorized encode")
+    parser.add_argument("--batch", type=int, default=8, help="images per vectorized encode")
     args = parser.parse_args()
     sets = {
         "shapes 64": shapes_arrays("test", args.num)[0],

@@ -1,13 +1,15 @@
 """Chunked training examples from sparse sequences (SPEC §2, paper App. C).
 
 A sequence of length L (EOS included) is cut into target chunks of `chunk_size` elements, the
-last one holding the remaining `L − (n − 1)·chunk_size`, with `n = ceil(L / chunk_size)`. One
-training example is one target chunk k:
+last one holding the remaining `L − (n − 1)·chunk_size`, with `n = ceil(L / chunk_size)` (so
+when L is a multiple of chunk_size the last chunk is full, never empty). One training example
+is one target chunk k:
 
-    sequence   |.......... before the chunk ..........|== chunk k ==|....
-    partial    |<- dense image of elements [0, k·chunk) ->|           (no target inside)
-    window               |<- overlap ->|<--- chunk --->|
-                         window_start  k·chunk         (k+1)·chunk
+    element    0                          k·chunk             (k+1)·chunk
+               |..........................|===== chunk k =====|..... EOS
+    partial    |<- dense image of these ->|
+    window               |<-- overlap --->|<---- targets ---->|
+                         window_start
 
 Window convention (left-aligned): the window holds elements
 `[window_start, (k+1)·chunk)` with `window_start = max(0, k·chunk − overlap)`, stored at
@@ -56,6 +58,9 @@ def sample_chunk_index(
 
     Args:
       length: int32 []. Sequence length L, EOS included (L ≥ 1).
+      chunk_size: int. Elements per target chunk.
+      p_min: float. Floor of the unnormalized probability (paper: 0.1).
+      power: float. Decay exponent (paper: 3).
       seed: int [2]. Stateless seed: the same seed gives the same index.
     Returns:
       int32 [] in [0, ceil(L / chunk_size)).

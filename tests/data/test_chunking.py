@@ -204,6 +204,9 @@ def test_chunk_dataset_static_batches_reproducible_and_following_the_policy():
     counts = np.bincount(indices, minlength=n)
     assert stats.chisquare(counts, len(indices) * weights / weights.sum()).pvalue > 1e-3
 
+    # Every pass (a Keras epoch) draws new chunks; a rebuilt dataset repeats the first pass.
+    second_pass = np.concatenate([b["chunk_index"].numpy() for b in ds])
+    assert not np.array_equal(second_pass, indices)
     again = next(iter(chunking.chunk_dataset(sequences, codec, chunk, overlap, batch, seed=4,
                                              shuffle_buffer=64)))
     for key, value in batches[0].items():

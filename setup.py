@@ -33,8 +33,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["dctformer_tf", "dctformer_tf.*"]),
-    include_package_data=True,
-    package_data={"dctformer_tf": ["gin/**/*.gin"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["dctformer=dctformer_tf.cli.main:main"]},

@@ -1,0 +1,29 @@
+"""`dctformer train`: gin-configured training (`dctformer_tf.train.experiment.train`)."""
+
+import logging
+
+from dctformer_tf.cli.gin_flags import add_gin_arguments, parse_gin
+
+
+def add_parsers(subparsers):
+    train = subparsers.add_parser("train", help="train a DCTransformer (gin-configured)")
+    add_gin_arguments(train)
+    train.add_argument("--model_dir", required=True, help="checkpoints, logs, run settings")
+    train.add_argument("--strategy", default=None,
+                       help="default | one_device | mirrored | multi_worker | tpu")
+    train.add_argument("--tpu", default=None, help="TPU name or address (strategy tpu)")
+    train.set_defaults(run=run_train)
+
+
+def run_train(args):
+    from dctformer_tf.train import experiment
+
+    logging.basicConfig(format="%(asctime)s %(message)s")
+    logging.getLogger("dctformer_tf").setLevel(logging.INFO)
+    bindings = [f"train.model_dir = {args.model_dir!r}"]
+    if args.strategy:
+        bindings.append(f"train.strategy = {args.strategy!r}")
+    if args.tpu:
+        bindings.append(f"train.tpu = {args.tpu!r}")
+    parse_gin(args, bindings)
+    experiment.train()

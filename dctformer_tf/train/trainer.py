@@ -1,0 +1,70 @@
+"""`DCTransformerTrainer`: the DCTransformer with its training loss and metrics, for `fit`.
+
+The model itself only maps inputs to logits; this subclass adds what Keras' `train_step`
+needs: `compute_loss` (the three masked cross-entropies, SPEC §4) and metrics (component
+losses, bits per loss token, tokens seen). Weights and layer names are the parent's, so a
+checkpoint of the trainer restores into a plain `DCTransformer` for sampling and export.
+"""
+
+import keras
+import tensorflow as tf
+
+from dctformer_tf.model import DCTransformer
+from dctformer_tf.train.losses import COMPONENTS, nll_sums
+
+LN2 = 0.6931471805599453
+
+
+@keras.saving.register_keras_serializable(package="dctformer_tf")
+class DCTransformerTrainer(DCTransformer):
+    """A `DCTransformer` that trains on `data.chunking` batches with `model.fit`.
+
+    The batch is one dict used as `x` (no `y`): the model inputs plus `loss_mask` [B, T]
+    (float, 1 on the targets of the chunk). Under a distribution strategy each replica's
+    loss is its nats divided by the *global* number of loss tokens, so the replicas' losses
+    add up to the global-batch loss whatever the split (Keras sums replica gradients).
+
+    Metrics (all weighted by loss tokens, so they are per-token over the whole epoch):
+    `channel_loss`, `position_loss`, `value_loss` (nats/token), `bits_per_token`; and
+    `tokens_seen`, the run's cumulative loss-bearing tokens, a non-trainable variable kept in
+    checkpoints (the paper's "tokens processed").
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.component_trackers = {
+            name: keras.metrics.Mean(name=f"{name}_loss") for name in COMPONENTS
+        }
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_token")
+        self.tokens_seen = self.add_weight(
+            shape=(), dtype="float64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica", name="tokens_seen",
+        )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        sums = nll_sums(y_pred, x["targets"], x["loss_mask"])
+        local_tokens = sums["loss_tokens"]
+        global_tokens = local_tokens
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            global_tokens = replica.all_reduce("sum", local_tokens)
+        for name in COMPONENTS:
+            self.component_trackers[name].update_state(
+                tf.math.divide_no_nan(sums[name], local_tokens), sample_weight=local_tokens
+            )
+        self.bits_tracker.update_state(
+            tf.math.divide_no_nan(sums["total"], local_tokens) / LN2, sample_weight=local_tokens
+        )
+        if training:
+            # Every replica adds the global count and the first replica's result is kept:
+            # a "sum" aggregation would sum the replicas' new values (Keras assigns
+            # value + delta), not their deltas.
+            self.tokens_seen.assign_add(tf.cast(global_tokens, "float64"))
+        # Keras multiplies by 1/replicas inside its own compute_loss; ours already divides by
+        # the global token count, which is the right scale for summed replica gradients.
+        return tf.math.divide_no_nan(sums["total"], global_tokens)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        results = super().compute_metrics(x, y, y_pred, sample_weight)
+        results["tokens_seen"] = tf.cast(self.tokens_seen, "float32")
+        return results

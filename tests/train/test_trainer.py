@@ -1,0 +1,94 @@
+"""DCTransformerTrainer: its loss equals the numpy per-token loss, is the same under
+MirroredStrategy over two logical CPUs as under the default strategy, and trains under both."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.train.trainer import DCTransformerTrainer
+
+CONFIG = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads=2,
+                     encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],
+                     value_spec=[(1, 1)], conv_kernel=2, conv_stride=2, chunk_size=48,
+                     chunk_overlap=16)
+
+
+def _batch(seed=0, batch=4):
+    rng = np.random.default_rng(seed)
+    t = CONFIG.window
+    targets = np.stack([rng.integers(0, 193, (batch, t)), rng.integers(0, 16, (batch, t)),
+                        rng.integers(0, 2401, (batch, t))], axis=-1).astype(np.int32)
+    inputs = np.concatenate([np.tile([[[193, 16, 2401]]], (batch, 1, 1)), targets[:, :-1]], 1)
+    mask = (rng.uniform(size=(batch, t)) < 0.7).astype(np.float32)
+    partial = rng.integers(-3, 4, (batch, 4, 4, 192)).astype(np.int32)
+    return {"partial_image": partial, "inputs": inputs.astype(np.int32), "targets": targets,
+            "loss_mask": mask}
+
+
+def _trainer(weights=None):
+    model = DCTransformerTrainer(**CONFIG.model_kwargs())
+    model.build(CONFIG.input_shapes())
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def _randomize_alphas(model, rng):
+    # ReZero alphas start at 0, which would make every branch (and the test) trivial.
+    for v in model.trainable_variables:
+        if "alpha" in v.path:
+            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
+
+
+def _numpy_loss(model, batch):
+    logits = model(batch)
+    log_probs = {k: tf.nn.log_softmax(v).numpy() for k, v in logits.items()}
+    targets, mask = batch["targets"], batch["loss_mask"]
+    b, t = np.indices(mask.shape)
+    nll = -log_probs["channel_logits"][b, t, targets[..., 0]]
+    not_eos = targets[..., 0] != 192
+    nll += not_eos * -log_probs["position_logits"][b, t, targets[..., 1]]
+    nll += not_eos * -log_probs["value_logits"][b, t, targets[..., 2]]
+    return float((nll * mask).sum() / mask.sum())
+
+
+def test_loss_is_nats_per_loss_token():
+    model = _trainer()
+    _randomize_alphas(model, np.random.default_rng(1))
+    batch = _batch()
+    result = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(_numpy_loss(model, batch), rel=1e-5)
+    parts = sum(result[f"{k}_loss"] for k in ("channel", "position", "value"))
+    assert parts == pytest.approx(result["loss"], rel=1e-5)
+    assert result["bits_per_token"] == pytest.approx(result["loss"] / np.log(2), rel=1e-5)
+
+
+def test_mirrored_and_default_strategies_agree_and_train():
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPUs (tests/conftest.py splits the CPU)")
+    reference = _trainer()
+    _randomize_alphas(reference, np.random.default_rng(2))
+    weights = reference.get_weights()
+    batch = _batch(seed=3, batch=4)
+    data = tf.data.Dataset.from_tensors(batch)
+    default_loss = reference.evaluate(data, verbose=0, return_dict=True)["loss"]
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    with strategy.scope():
+        mirrored = _trainer(weights)
+    mirrored_loss = mirrored.evaluate(data, verbose=0, return_dict=True)["loss"]
+    assert mirrored_loss == pytest.approx(default_loss, abs=1e-5)
+
+    for model in (reference, mirrored):
+        history = model.fit(data.repeat(), steps_per_epoch=5, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        after = model.evaluate(data, verbose=0, return_dict=True)["loss"]
+        assert after < default_loss
+    # Same start, same batches, same summed gradients: the two runs stay together.
+    np.testing.assert_allclose(
+        mirrored.evaluate(data, verbose=0, return_dict=True)["loss"],
+        reference.evaluate(data, verbose=0, return_dict=True)["loss"], rtol=1e-3)
+    assert float(mirrored.tokens_seen.numpy()) == float(reference.tokens_seen.numpy()) == 5 * batch["loss_mask"].sum()

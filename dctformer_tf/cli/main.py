@@ -4,9 +4,9 @@ registers itself with `add_parser(subparsers)`; its `run(args)` calls one librar
 import argparse
 import sys
 
-from dctformer_tf.cli import codec_commands, train_commands
+from dctformer_tf.cli import codec_commands, export_commands, train_commands
 
-COMMAND_MODULES = (codec_commands, train_commands)
+COMMAND_MODULES = (codec_commands, train_commands, export_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

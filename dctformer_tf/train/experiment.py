@@ -178,8 +178,9 @@ def train(
     with dist.scope():
         model = DCTransformerTrainer(**config.model_kwargs())
         model.build(config.input_shapes())
-        schedule = WarmupCosine(learning_rate, total_steps, warmup_steps=min(warmup_steps,
-                                                                             total_steps))
+        # Runs shorter than the warmup (smoke tests) warm up over all but their last step.
+        warmup = min(warmup_steps, total_steps - 1)
+        schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
         model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
         model.optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -202,7 +203,7 @@ def train(
     operative = gin.operative_config_str()
     with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
         f.write(operative)
-    write_run_file(model_dir, codec, config)
+    write_run_file(model_dir, codec, config, gin.query_parameter("build_sequences.max_length"))
 
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), save_freq="epoch"),
@@ -229,18 +230,21 @@ def mean_loss_tokens(chunks: tf.data.Dataset, num_batches: int = 20) -> float:
     return sum(counts) / len(counts)
 
 
-def write_run_file(model_dir: str, codec: SparseCodec, config: ModelConfig) -> None:
-    """run.json: the codec and model settings, so that sampling and export need no gin."""
-    settings = {"codec": codec.config(), "model": dataclasses.asdict(config)}
+def write_run_file(model_dir: str, codec: SparseCodec, config: ModelConfig,
+                   max_length: int) -> None:
+    """run.json: codec, model and sequence settings, so that sampling and export need no gin."""
+    settings = {"codec": codec.config(), "model": dataclasses.asdict(config),
+                "max_length": max_length}
     with open(os.path.join(model_dir, RUN_FILE), "w") as f:
         json.dump(settings, f, indent=2)
 
 
 def read_run_file(model_dir: str) -> tuple:
-    """(SparseCodec, ModelConfig) of a training run's model_dir."""
+    """(SparseCodec, ModelConfig, max_length) of a training run's model_dir."""
     path = os.path.join(model_dir, RUN_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: is {model_dir} a dctformer training run?")
     with open(path) as f:
         settings = json.load(f)
-    return SparseCodec(**settings["codec"]), ModelConfig(**settings["model"])
+    return (SparseCodec(**settings["codec"]), ModelConfig(**settings["model"]),
+            settings["max_length"])

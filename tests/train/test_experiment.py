@@ -47,8 +47,8 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-6.index")
     operative = (tmp_path / "operative_config.gin").read_text()
     assert "D_MODEL = 32" in operative and "build_model.d_model = %D_MODEL" in operative
-    codec, config = experiment.read_run_file(str(tmp_path))
-    assert (codec.resolution, config.d_model) == (32, 32)
+    codec, config, max_length = experiment.read_run_file(str(tmp_path))
+    assert (codec.resolution, config.d_model, max_length) == (32, 32, 1024)
 
     events = EventAccumulator(str(tmp_path / "tensorboard" / "train"),
                               size_guidance={"tensors": 0}).Reload()

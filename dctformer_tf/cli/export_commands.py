@@ -1,0 +1,22 @@
+"""`dctformer export`: a training run's latest checkpoint as a SavedModel."""
+
+import logging
+
+
+def add_parsers(subparsers):
+    export = subparsers.add_parser("export", help="write a SavedModel with serving signatures")
+    export.add_argument("--model_dir", required=True, help="a `dctformer train` model_dir")
+    export.add_argument("--out", required=True, help="SavedModel directory to write")
+    export.add_argument("--max_length", type=int, default=None,
+                        help="static sequence length of the signatures (default: training's)")
+    export.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: latest)")
+    export.set_defaults(run=run_export)
+
+
+def run_export(args):
+    from dctformer_tf.export.saved_model import export_saved_model
+
+    logging.basicConfig(format="%(asctime)s %(message)s")
+    logging.getLogger("dctformer_tf").setLevel(logging.INFO)
+    export_saved_model(args.model_dir, args.out, args.max_length, args.checkpoint)
+    print(f"SavedModel written to {args.out} (signatures: encode, score)")

@@ -1,0 +1,103 @@
+"""SavedModel export with serving signatures; the result loads with plain
+`tf.saved_model.load`, no project code.
+
+Signatures:
+  encode(image_bytes: string [])  -> triples int32 [L_max, 3], length int32 [],
+                                     content_hw int32 [2]        (PNG/JPEG/GIF/BMP bytes)
+  score(triples: int32 [B, L_max, 3], length: int32 [B], label: int32 [B])
+                                  -> log_likelihood float32 [B, L_max] (nats, per element),
+                                     channel / position / value float32 [B, L_max]
+"""
+
+import logging
+import os
+
+import tensorflow as tf
+
+from dctformer_tf.evaluation.likelihood import sequence_nll
+from dctformer_tf.model import DCTransformer
+from dctformer_tf.train.experiment import CHECKPOINT_DIR, read_run_file
+from dctformer_tf.train.losses import COMPONENTS
+
+log = logging.getLogger("dctformer_tf.export")
+
+
+class ExportModule(tf.Module):
+    """The model, its codec and chunking, behind `tf.function` signatures.
+
+    Args:
+      model: a built `DCTransformer`.
+      codec: the `SparseCodec` it was trained with.
+      chunk_size, overlap: its training chunking.
+      max_length: static sequence length of the signatures (EOS included).
+    """
+
+    def __init__(self, model, codec, chunk_size: int, overlap: int, max_length: int):
+        super().__init__(name="dctformer")
+        self.model = model
+        self.codec = codec
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+        self.max_length = max_length
+        self.encode = tf.function(
+            self._encode, input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")]
+        )
+        self.score = tf.function(
+            self._score,
+            input_signature=[
+                tf.TensorSpec([None, max_length, 3], tf.int32, name="triples"),
+                tf.TensorSpec([None], tf.int32, name="length"),
+                tf.TensorSpec([None], tf.int32, name="label"),
+            ],
+        )
+
+    def _encode(self, image_bytes):
+        image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8,
+                                   expand_animations=False)
+        pixels, content = self.codec.tf_canvas(image)
+        triples, length = self.codec.tf_encode_canvas(pixels, self.max_length,
+                                                      xla_compatible=False)
+        length = self.codec.tf_check_length(length, self.max_length)
+        return {"triples": triples, "length": length, "content_hw": content}
+
+    def _score(self, triples, length, label):
+        nll = sequence_nll(self.model, self.codec, triples, length, label, self.chunk_size,
+                           self.overlap)
+        outputs = {name: -nll[name] for name in COMPONENTS}
+        outputs["log_likelihood"] = outputs["channel"] + outputs["position"] + outputs["value"]
+        return outputs
+
+    def signatures(self) -> dict:
+        return {"encode": self.encode, "score": self.score}
+
+
+def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
+    """(DCTransformer with restored weights, SparseCodec, ModelConfig, max_length) of a run.
+
+    Args:
+      checkpoint: a checkpoint prefix; default the latest one in `model_dir/checkpoints`.
+    """
+    codec, config, max_length = read_run_file(model_dir)
+    model = DCTransformer(**config.model_kwargs())
+    model.build(config.input_shapes())
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
+    # expect_partial: the trainer's metrics and the optimizer are in the checkpoint too.
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    log.info("Restored %s", path)
+    return model, codec, config, max_length
+
+
+def export_saved_model(model_dir: str, out: str, max_length: int | None = None,
+                       checkpoint: str | None = None) -> str:
+    """Write a SavedModel of the run's latest checkpoint to `out` (see module docstring).
+
+    max_length: static sequence length of the signatures; default the training one.
+    """
+    model, codec, config, train_max_length = load_trained_model(model_dir, checkpoint)
+    max_length = max_length or train_max_length
+    module = ExportModule(model, codec, config.chunk_size, config.chunk_overlap, max_length)
+    tf.saved_model.save(module, out, signatures=module.signatures())
+    log.info("Exported SavedModel to %s (signatures: encode, score)", out)
+    return out

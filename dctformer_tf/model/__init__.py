@@ -1,14 +1,34 @@
 """The DCTransformer network (SPEC §3, paper App. B): Keras 3 layers and the model."""
 
 from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttention
+from dctformer_tf.model.channel_decoder import ChannelDecoder, start_triple
+from dctformer_tf.model.dctransformer import DCTransformer
 from dctformer_tf.model.feed_forward import FeedForward
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
+from dctformer_tf.model.partial_image_encoder import (
+    PartialImageEncoder,
+    encoder_cell_index,
+    encoder_grid_size,
+    encoder_padding,
+)
+from dctformer_tf.model.position_decoder import PositionDecoder
 from dctformer_tf.model.rezero_residual import ReZeroResidual
+from dctformer_tf.model.value_decoder import ValueDecoder, gather_encoder_cells
 
 __all__ = [
     "CachedMultiHeadAttention",
+    "ChannelDecoder",
+    "DCTransformer",
     "FeedForward",
     "PARStack",
+    "PartialImageEncoder",
+    "PositionDecoder",
     "ReZeroResidual",
+    "ValueDecoder",
+    "encoder_cell_index",
+    "encoder_grid_size",
+    "encoder_padding",
+    "gather_encoder_cells",
     "normalize_layer_spec",
+    "start_triple",
 ]

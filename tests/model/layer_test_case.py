@@ -1,8 +1,11 @@
-"""Shared checks for the model's Keras layers (after keras-hub's `run_layer_test`) and helpers
-used across tests/model."""
+"""Shared checks for the model's Keras layers (after keras-hub's `run_layer_test`), tiny models
+and helpers used across tests/model."""
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from dctformer_tf.model.dctransformer import DCTransformer
 
 
 def run_layer_test(layer_cls, init_kwargs, input_data, expected_output_shape, run_training=True):
@@ -63,3 +66,58 @@ def numpy_layer_norm(x, gamma, beta, epsilon):
     mean = x.mean(-1, keepdims=True)
     variance = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
+# A tiny model that still exercises the awkward cases: heads * key_size != d_model, an odd grid
+# that the stride does not divide, and class conditioning.
+TINY = dict(
+    block_size=2,
+    grid_size=5,
+    clip=3,
+    d_model=32,
+    num_heads=3,
+    key_size=16,
+    encoder_spec=[(1, 1)],
+    channel_spec=[(1, 1)],
+    position_spec=[(1, 1)],
+    value_spec=[(1, 2)],
+    conv_kernel=4,
+    conv_stride=2,
+    window=12,
+    num_classes=3,
+)
+
+
+def tiny_model(**overrides) -> DCTransformer:
+    return DCTransformer(**{**TINY, **overrides})
+
+
+def random_example(model: DCTransformer, batch_size=2, length=None, seed=0, dtype="int32"):
+    """A random input dict; `inputs` is `targets` shifted right with the START triple."""
+    rng = np.random.default_rng(seed)
+    length = model.window if length is None else length
+    g, c = model.grid_size, model.num_channels
+    targets = np.stack(
+        [
+            rng.integers(0, model.num_channels + 1, (batch_size, length)),
+            rng.integers(0, model.num_positions, (batch_size, length)),
+            rng.integers(0, model.num_values, (batch_size, length)),
+        ],
+        axis=-1,
+    ).astype("int32")
+    start = np.broadcast_to(np.array(model.start_triple(), "int32"), (batch_size, 1, 3))
+    example = {
+        "partial_image": rng.integers(-model.clip, model.clip + 1, (batch_size, g, g, c)).astype(
+            dtype
+        ),
+        "inputs": np.concatenate([start, targets[:, :-1]], axis=1),
+        "targets": targets,
+    }
+    if model.num_classes:
+        example["label"] = rng.integers(0, model.num_classes, (batch_size,)).astype("int32")
+    return example
+
+
+def forward_fn(model):
+    """The model's inference forward pass as a tf.function (much faster than eager here)."""
+    return tf.function(lambda x: model(x, training=False))

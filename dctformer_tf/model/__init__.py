@@ -2,6 +2,7 @@
 
 from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttention
 from dctformer_tf.model.channel_decoder import ChannelDecoder, start_triple
+from dctformer_tf.model.configs import ModelConfig, build_model, count_parameters
 from dctformer_tf.model.dctransformer import DCTransformer
 from dctformer_tf.model.feed_forward import FeedForward
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
@@ -20,11 +21,14 @@ __all__ = [
     "ChannelDecoder",
     "DCTransformer",
     "FeedForward",
+    "ModelConfig",
     "PARStack",
     "PartialImageEncoder",
     "PositionDecoder",
     "ReZeroResidual",
     "ValueDecoder",
+    "build_model",
+    "count_parameters",
     "encoder_cell_index",
     "encoder_grid_size",
     "encoder_padding",

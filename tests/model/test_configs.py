@@ -1,0 +1,155 @@
+import dataclasses
+import pathlib
+
+import numpy as np
+import pytest
+
+import gin
+from dctformer_tf.model.configs import ModelConfig, build_model, count_parameters
+from tests.model.layer_test_case import TINY, tiny_model
+
+GIN_MODELS = pathlib.Path(__file__).resolve().parents[2] / "gin" / "models"
+# Paper Table 3, "Parameters" row.
+PAPER_PARAMETERS = {
+    "lsun": 448e6,
+    "ffhq": 473e6,
+    "imagenet": 738e6,
+    "openimages": 533e6,
+    "plant_leaves": 325e6,
+    "retinopathy": 318e6,
+    "clevr": 483e6,
+}
+
+
+class _Delegate(gin.config_parser.ParserDelegate):
+    """Keeps references as `(kind, name)` tuples instead of resolving them in the registry."""
+
+    def configurable_reference(self, scoped_name, evaluate):
+        return ("configurable", scoped_name)
+
+    def macro(self, macro_name):
+        return ("macro", macro_name)
+
+
+def read_gin(name):
+    """`(macros, build_model bindings)` of gin/models/NAME.gin, read with gin's own parser.
+
+    The `build_model` configurable belongs to the training entry point
+    (`dctformer_tf.train.experiment`); registering a second one here would make the selector
+    ambiguous, so the bindings are read, checked against `ModelConfig`, and applied by hand.
+    """
+    text = (GIN_MODELS / f"{name}.gin").read_text()
+    macros, bindings = {}, {}
+    for statement in gin.config_parser.ConfigParser(text, _Delegate()):
+        if statement.selector == "build_model":
+            kind, macro = statement.value
+            assert kind == "macro", statement
+            bindings[statement.arg_name] = macros[macro]
+        else:
+            assert not statement.arg_name and statement.selector.isupper(), statement
+            macros[statement.selector] = statement.value
+    return macros, bindings
+
+
+def model_from_gin(name, **kwargs):
+    return build_model(**read_gin(name)[1], **kwargs)
+
+
+def test_every_table3_column_has_a_gin_file():
+    names = {path.stem for path in GIN_MODELS.glob("*.gin")}
+    assert names == set(PAPER_PARAMETERS) | {"tiny", "small"}
+
+
+def test_count_matches_built_model():
+    model = tiny_model()
+    model.build({"partial_image": (None, 5, 5, 12), "inputs": (None, 12, 3), "label": (None,)})
+    assert count_parameters(model.get_config()) == model.count_params()
+    assert count_parameters(TINY) == model.count_params()
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS) + ["tiny", "small"])
+def test_gin_file_parses_and_binds_every_model_field(name):
+    gin.clear_config()
+    try:
+        gin.parse_config_file(str(GIN_MODELS / f"{name}.gin"), skip_unknown=True)
+        macros, bindings = read_gin(name)
+        for macro, value in macros.items():
+            assert gin.query_parameter(f"%{macro}") == value
+    finally:
+        gin.clear_config()
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"value_scale"}
+    assert set(bindings) == fields
+    for arg, value in bindings.items():
+        assert macros[arg.upper()] == value
+
+
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_small_gin_files_build_and_run(name):
+    model = model_from_gin(name)
+    assert model.count_params() == count_parameters(model.get_config())
+    batch = 2
+    x = {
+        "partial_image": np.zeros(
+            (batch, model.grid_size, model.grid_size, model.num_channels), "int32"
+        ),
+        "inputs": np.zeros((batch, model.window, 3), "int32"),
+        "targets": np.zeros((batch, model.window, 3), "int32"),
+    }
+    outputs = model(x)
+    assert outputs["value_logits"].shape == (batch, model.window, model.num_values)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_table3_parameter_counts_within_15_percent(name):
+    model = model_from_gin(name, build=False)  # constructs the layers, creates no weights
+    count = count_parameters(model.get_config())
+    assert read_gin(name)[0]["PAPER_PARAMETERS"] == PAPER_PARAMETERS[name]
+    assert abs(count / PAPER_PARAMETERS[name] - 1.0) <= 0.15, (name, count)
+
+
+def test_table3_hyperparameters_of_one_column():
+    macros, _ = read_gin("ffhq")
+    expected = {
+        "RESOLUTION": 1024,
+        "BLOCK_SIZE": 16,
+        "QUALITY": 35,
+        "CLIP": 3200,
+        "CHUNK_SIZE": 896,
+        "CHUNK_OVERLAP": 128,
+        "D_MODEL": 896,
+        "NUM_HEADS": 14,
+        "ENCODER_SPEC": [(1, 2)] * 4,
+        "CHANNEL_SPEC": [(1, 2)] * 3 + [(1, 4)],
+        "POSITION_SPEC": [(1, 2)] * 3 + [(1, 4)],
+        "VALUE_SPEC": [(1, 2)] * 6 + [(1, 7)],
+        "CONV_KERNEL": 6,
+        "CONV_STRIDE": 3,
+        "BATCH_SIZE": 448,
+        "DROPOUT": 0.1,
+        "LEARNING_RATE": 5e-4,
+        "TOKENS": 250e9,
+    }
+    assert {macro: macros[macro] for macro in expected} == expected
+    model = model_from_gin("ffhq", build=False)
+    assert (model.grid_size, model.num_channels, model.num_positions) == (64, 768, 4096)
+    assert (model.num_values, model.window, model.encoder.num_tokens) == (6401, 1024, 22 * 22)
+
+
+def test_model_config_derives_sizes():
+    config = ModelConfig(
+        resolution=384,
+        block_size=8,
+        clip=1200,
+        d_model=896,
+        num_heads=14,
+        encoder_spec=[(1, 2)],
+        channel_spec=[(1, 2)],
+        position_spec=[(1, 2)],
+        value_spec=[(1, 2)],
+        conv_kernel=4,
+        conv_stride=2,
+    )
+    assert (config.grid_size, config.window) == (48, 1024)
+    assert config.input_shapes(4)["partial_image"] == (4, 48, 48, 192)
+    with pytest.raises(ValueError):
+        ModelConfig(**{**config.__dict__, "resolution": 100})

@@ -1,0 +1,193 @@
+"""Train-step throughput of the `small` model in eager, graph, XLA and bfloat16 graph modes,
+and its model FLOPs utilisation (MFU) against a dense matmul peak measured in the same run.
+
+    python tools/bench_model.py [--config gin/models/small.gin] [--batch 16] [--steps 5]
+
+Tokens are loss-bearing target elements (`batch * chunk_size` per step; the overlap carries no
+loss), as in SPEC §2. Model FLOPs per train step are counted analytically: 3x the forward
+matmul FLOPs (every dense/conv layer, the attention score and mixing products in full, the
+three output heads), the usual forward + 2x backward rule. MFU = model FLOP/s divided by the
+FLOP/s of a large square float32 (or bfloat16) matmul timed with tf.function here.
+"""
+
+import argparse
+import os
+import pathlib
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import gin  # noqa: E402
+from dctformer_tf.model.configs import build_model  # noqa: E402
+from dctformer_tf.model.partial_image_encoder import encoder_grid_size  # noqa: E402
+
+GIN_SMALL = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models" / "small.gin"
+
+gin_build_model = gin.external_configurable(build_model, name="build_model")
+
+
+def forward_flops(config: dict, batch_size: int) -> int:
+    """Matmul FLOPs of one forward pass over a full window (`config` = model.get_config())."""
+    d, hk = config["d_model"], config["num_heads"] * config["key_size"]
+    t = config["window"]
+    channels, positions = 3 * config["block_size"] ** 2, config["grid_size"] ** 2
+    values = 2 * config["clip"] + 1
+    n = encoder_grid_size(config["grid_size"], config["conv_stride"]) ** 2
+
+    def self_attention(length):
+        return 2 * length * d * hk * 4 + 2 * 2 * length * length * hk
+
+    def cross_attention(length):
+        return 2 * length * d * hk * 2 + 2 * n * d * hk * 2 + 2 * 2 * length * n * hk
+
+    def stack(spec, length, cross):
+        per_attention = self_attention(length) + (cross_attention(length) if cross else 0)
+        per_dense = 2 * length * 8 * d * d
+        return sum(a * per_attention + f * per_dense for a, f in spec)
+
+    encoder = 2 * n * config["conv_kernel"] ** 2 * channels * d
+    encoder += stack(config["encoder_spec"], n, cross=False)
+    decoders = sum(
+        stack(config[name], t, cross=True)
+        for name in ("channel_spec", "position_spec", "value_spec")
+    )
+    heads = 2 * t * d * (channels + 1 + positions + values)
+    return batch_size * (encoder + decoders + heads)
+
+
+def random_batch(model, batch_size, chunk_size, seed=0):
+    rng = np.random.default_rng(seed)
+    t = model.window
+    targets = np.stack(
+        [
+            np.sort(rng.integers(0, model.num_channels + 1, (batch_size, t)), axis=1),
+            rng.integers(0, model.num_positions, (batch_size, t)),
+            rng.integers(0, model.num_values, (batch_size, t)),
+        ],
+        axis=-1,
+    ).astype("int32")
+    inputs = np.concatenate(
+        [
+            np.broadcast_to(np.array(model.start_triple(), "int32"), (batch_size, 1, 3)),
+            targets[:, :-1],
+        ],
+        axis=1,
+    )
+    g = model.grid_size
+    image = rng.integers(-20, 21, (batch_size, g, g, model.num_channels)).astype("int32")
+    mask = np.zeros((batch_size, t), "float32")
+    mask[:, t - chunk_size :] = 1.0  # the overlap carries no loss
+    x = {"partial_image": image, "inputs": inputs, "targets": targets}
+    return {k: tf.constant(v) for k, v in x.items()}, tf.constant(mask)
+
+
+def make_train_step(model, optimizer):
+    heads = (("channel_logits", 0), ("position_logits", 1), ("value_logits", 2))
+
+    def train_step(x, mask):
+        with tf.GradientTape() as tape:
+            outputs = model(x, training=True)
+            loss = 0.0
+            for name, field in heads:
+                ce = keras.losses.sparse_categorical_crossentropy(
+                    x["targets"][..., field], outputs[name], from_logits=True
+                )
+                loss += tf.reduce_sum(ce * mask) / tf.reduce_sum(mask)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    return train_step
+
+
+def time_steps(step, args, steps, warmup):
+    """Median seconds per call of `step(*args)` after `warmup` calls (the median resists
+    other processes sharing the CPU)."""
+    for _ in range(warmup):
+        float(step(*args))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        float(step(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def matmul_peak(dtype, size=2048, steps=15):
+    """FLOP/s of a `size`-square matmul in `dtype` under tf.function."""
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    return 2 * size**3 / time_steps(matmul, (a,), steps, warmup=2)
+
+
+def run_mode(mode, args, gin_file):
+    policy = "mixed_bfloat16" if mode == "bf16 graph" else "float32"
+    keras.config.set_dtype_policy(policy)
+    gin.clear_config()
+    gin.parse_config_file(gin_file)
+    chunk_size = gin.query_parameter("%CHUNK_SIZE")
+    model = gin_build_model()
+    optimizer = keras.optimizers.Adam(5e-4)
+    optimizer.build(model.trainable_variables)
+    x, mask = random_batch(model, args.batch, chunk_size)
+    step = make_train_step(model, optimizer)
+    if mode != "eager":
+        step = tf.function(step, jit_compile=(mode == "XLA"))
+    steps = max(1, args.steps // 2) if mode == "eager" else args.steps
+    seconds = time_steps(step, (x, mask), steps, warmup=1 if mode == "eager" else 2)
+    flops = 3 * forward_flops(model.get_config(), args.batch)
+    keras.config.set_dtype_policy("float32")
+    return seconds, args.batch * chunk_size, flops, model.count_params()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(GIN_SMALL))
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--modes", default="eager,graph,XLA,bf16 graph")
+    args = parser.parse_args()
+
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
+    # The CPU may be shared: the peak is re-measured before every mode and the best value
+    # seen is used, which can only lower the reported MFU.
+    peaks = {"float32": 0.0, "bfloat16": 0.0}
+
+    def measure_peaks():
+        for dtype in peaks:
+            peaks[dtype] = max(peaks[dtype], matmul_peak(tf.as_dtype(dtype)))
+
+    measured = {}
+    for mode in args.modes.split(","):
+        measure_peaks()
+        measured[mode] = run_mode(mode, args, args.config)
+    measure_peaks()
+    for dtype, peak in peaks.items():
+        print(f"matmul peak {dtype}: {peak / 1e9:.1f} GFLOP/s (2048x2048, tf.function, best seen)")
+
+    for mode, (seconds, tokens, flops, _) in measured.items():
+        achieved = flops / seconds
+        line = (
+            f"{mode:<11} {seconds * 1e3:8.1f} ms/step {tokens / seconds:9.0f} tokens/s "
+            f"{achieved / 1e9:7.1f} GFLOP/s  MFU {achieved / peaks['float32']:6.1%} of f32 peak"
+        )
+        if mode == "bf16 graph":
+            line += f", {achieved / peaks['bfloat16']:6.1%} of bf16 peak"
+        print(line)
+    params = next(iter(measured.values()))[3]
+    print(
+        f"model: {params:,} parameters, {flops / 1e9:.1f} GFLOP per train step, batch {args.batch}"
+    )
+    if "graph" in measured:
+        graph = measured["graph"][0]
+        ratios = ", ".join(f"{m} {graph / v[0]:.2f}x" for m, v in measured.items())
+        print(f"tokens/s relative to graph: {ratios}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,9 @@
 """`dctformer`: the command-line entry point. Each sub-command lives in its own module and
-registers itself with `add_parser(subparsers)`; its `run(args)` calls one library function."""
+registers itself with `add_parsers(subparsers)`; its `run(args)` calls one library function.
+Bad input ends in one clear error line; set DCTFORMER_TRACEBACK=1 for the full traceback."""
 
 import argparse
+import os
 import sys
 
 from dctformer_tf.cli import codec_commands, export_commands, train_commands
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     try:
         return args.run(args) or 0
     except (ValueError, OSError) as error:  # bad input: one clear line, no traceback
+        if os.environ.get("DCTFORMER_TRACEBACK"):
+            raise
         print(f"dctformer {args.command}: error: {error}", file=sys.stderr)
         return 2
 

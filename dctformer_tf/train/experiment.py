@@ -103,8 +103,12 @@ def build_chunks(
     shuffle_buffer: int = 1024,
 ) -> tf.data.Dataset:
     """Sequences (repeated forever) -> batches of training chunks (`data.chunking`)."""
-    return chunk_dataset(sequences.repeat(), codec, chunk_size, overlap, batch_size, seed,
-                         p_min=p_min, l_max=l_max, shuffle_buffer=shuffle_buffer)
+    chunks = chunk_dataset(sequences.repeat(), codec, chunk_size, overlap, batch_size, seed,
+                           p_min=p_min, l_max=l_max, shuffle_buffer=shuffle_buffer)
+    # Generated and in-memory sources have no files to shard by: shard the batches instead.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return chunks.with_options(options)
 
 
 @gin.configurable
@@ -152,6 +156,11 @@ def train(
     log.info("Building strategy %r...", strategy)
     dist = make_strategy(strategy, tpu=tpu)
     check_global_batch(batch_size, dist)
+    if not is_chief(dist):
+        # Every worker must take part in saving (collectives), but only the chief's files
+        # count; the others write to a scratch folder of their own.
+        model_dir = os.path.join(model_dir, f"worker_{dist.cluster_resolver.task_id}_scratch")
+        os.makedirs(model_dir, exist_ok=True)
 
     log.info("Building dataset...")
     codec = build_codec()
@@ -222,6 +231,17 @@ def train(
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
              float(model.tokens_seen.numpy()))
     return history
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """False only for the non-chief workers of a multi-worker run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type in (None, "chief"):
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def mean_loss_tokens(chunks: tf.data.Dataset, num_batches: int = 20) -> float:

@@ -64,7 +64,20 @@ class DCTransformerTrainer(DCTransformer):
         # the global token count, which is the right scale for summed replica gradients.
         return tf.math.divide_no_nan(sums["total"], global_tokens)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' pre-fit symbolic build reduces a dict batch with `strategy.reduce`, which
+        # MultiWorkerMirroredStrategy cannot do (keras-team/keras#20329, open). The trainer
+        # is built with its optimizer before `fit` (experiment.train), so there is nothing
+        # left to build: skip it then, and defer to Keras otherwise.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         results = super().compute_metrics(x, y, y_pred, sample_weight)
         results["tokens_seen"] = tf.cast(self.tokens_seen, "float32")
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces the logs of a multi-worker step with reduce(MEAN, axis=0), which
+            # needs an axis: give every scalar one; the reduction returns scalars again.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results

@@ -100,3 +100,42 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"Resuming at step {saved_step}" in second.stderr
     assert "Done at step 40" in second.stderr
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_run_of_two_local_processes(tmp_path):
+    """MultiWorkerMirroredStrategy: two worker processes on loopback train a few steps."""
+    import json
+
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    command = [sys.executable, "-m", "dctformer_tf.cli.main", "train", "--model_dir",
+               str(tmp_path), "--strategy", "multi_worker"]
+    for path in TINY:
+        command += ["--gin_file", path]
+    for binding in TINY_BINDINGS + ["train.total_steps = 4", "train.steps_per_epoch = 2"]:
+        command += ["--gin_bindings", binding]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    for w, out in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, out[-3000:]
+    assert all("Done at step 4" in out for out in outputs)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    assert (tmp_path / "worker_1_scratch").is_dir()

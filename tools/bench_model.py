@@ -18,11 +18,11 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gin  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import gin  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
 from dctformer_tf.model.partial_image_encoder import encoder_grid_size  # noqa: E402
 

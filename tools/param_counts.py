@@ -16,9 +16,9 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gin  # noqa: E402
 import keras  # noqa: E402
 
-import gin  # noqa: E402
 from dctformer_tf.model.configs import build_model, count_parameters  # noqa: E402
 
 GIN_MODELS = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"

@@ -7,8 +7,6 @@ negative log-likelihoods (channel; position and value unless it is EOS) land at 
 in the sequence, so the sum over a sequence is the model's total NLL of the image.
 """
 
-import math
-
 import tensorflow as tf
 
 from dctformer_tf.data.chunking import make_training_example
@@ -64,8 +62,9 @@ def sequence_nll(model, codec, triples, length, label, chunk_size: int, overlap:
         )  # [3, B, L_max]
         return k + 1, totals + scattered
 
+    # Loop over the chunks of the longest sequence of the batch, not of L_max.
     _, totals = tf.while_loop(
-        lambda k, _: k < math.ceil(max_length / chunk_size),
+        lambda k, _: k < tf.reduce_max(num_chunks),
         score_chunk,
         (tf.constant(0), tf.zeros([len(COMPONENTS), batch, max_length])),
     )

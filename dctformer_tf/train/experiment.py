@@ -19,10 +19,10 @@ import logging
 import math
 import os
 
+import gin
 import keras
 import tensorflow as tf
 
-import gin
 from dctformer_tf.data.chunking import chunk_dataset
 from dctformer_tf.data.pipeline import encode_dataset
 from dctformer_tf.data.sources import get_source

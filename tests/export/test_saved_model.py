@@ -105,3 +105,33 @@ def test_export_cli_and_clear_error_without_checkpoint(exported, tmp_path, capsy
     assert main(["export", "--model_dir", str(empty), "--out", str(tmp_path / "n")]) == 2
     assert "no checkpoint in" in capsys.readouterr().err
 
+
+
+def test_bpd_is_the_score_signature_sum_over_3hw_and_parts_add_up(exported):
+    from dctformer_tf.data.pipeline import encode_dataset
+    from dctformer_tf.evaluation.bpd import evaluate_bpd
+
+    run, saved = exported
+    model, codec, config, _ = load_trained_model(run)
+    images, labels = shapes_arrays("test", 3, size=32)
+    source = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+    sequences = encode_dataset(source, codec, 512)
+    result = evaluate_bpd(model, codec, sequences, config.chunk_size, config.chunk_overlap,
+                          batch_size=2)
+    loaded = tf.saved_model.load(saved)
+    total_bits = 0.0
+    for image in images:
+        triples = codec.encode(image, max_length=512)
+        padded = np.zeros((1, 512, 3), np.int32)
+        padded[0, : len(triples)] = triples
+        scored = loaded.signatures["score"](triples=tf.constant(padded),
+                                            length=tf.constant([len(triples)]),
+                                            label=tf.constant([0]))
+        total_bits += -float(scored["log_likelihood"].numpy().sum()) / np.log(2)
+    assert result["bpd"] == pytest.approx(total_bits / (3 * 32 * 32 * 3), rel=1e-5)
+    parts = result["bpd_channel"] + result["bpd_position"] + result["bpd_value"]
+    assert parts == pytest.approx(result["bpd"], rel=1e-6)
+    assert sum(result["bpd_per_chunk"]) == pytest.approx(result["bpd"], rel=1e-6)
+    assert len(result["bpd_per_chunk"]) > 1 and result["num_images"] == 3
+    np.testing.assert_allclose(result["bits_per_image"].sum() / (3 * 32 * 32 * 3), result["bpd"],
+                               rtol=1e-6)

@@ -1,10 +1,10 @@
 import dataclasses
 import pathlib
 
+import gin
 import numpy as np
 import pytest
 
-import gin
 from dctformer_tf.model.configs import ModelConfig, build_model, count_parameters
 from tests.model.layer_test_case import TINY, tiny_model
 

@@ -6,12 +6,12 @@ import subprocess
 import sys
 import time
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import gin
 from dctformer_tf.train import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -30,3 +30,17 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several MirroredStrategy instances in one process reuse collective instance keys, and
+    their all-reduces then abort with "Shape mismatch in the collective instance": tests
+    that run collectives share this one instead of making their own.
+    """
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPUs (tests/conftest.py splits the CPU)")
+    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])

@@ -67,6 +67,7 @@ def sequence_nll(model, codec, triples, length, label, chunk_size: int, overlap:
         lambda k, _: k < tf.reduce_max(num_chunks),
         score_chunk,
         (tf.constant(0), tf.zeros([len(COMPONENTS), batch, max_length])),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([len(COMPONENTS), None, max_length])),
     )
     return dict(zip(COMPONENTS, tf.unstack(totals), strict=True))
 

@@ -192,12 +192,8 @@ def sum_of_cross_entropies():
     }
 
 
-def test_fit_step_under_mirrored_strategy():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPUs (set up in tests/conftest.py)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-    with strategy.scope():
+def test_fit_step_under_mirrored_strategy(two_cpu_strategy):
+    with two_cpu_strategy.scope():
         # Fewer layers and SGD (no slot variables) keep graph tracing, the slow part, short.
         model = tiny_model(value_spec=[(1, 1)])
         example = random_example(model, batch_size=4)

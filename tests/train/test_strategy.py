@@ -31,8 +31,10 @@ def test_one_device_places_the_computation_on_that_device():
 
 
 @two_cpus
-def test_mirrored_over_two_cpus_gives_the_global_batch_loss():
-    strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+def test_mirrored_over_two_cpus_gives_the_global_batch_loss(two_cpu_strategy):
+    assert isinstance(make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]),
+                      tf.distribute.MirroredStrategy)
+    strategy = two_cpu_strategy  # runs collectives: the session's shared instance
     assert strategy.num_replicas_in_sync == 2
     assert check_global_batch(4, strategy) == 2
 

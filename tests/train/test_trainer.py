@@ -66,18 +66,14 @@ def test_loss_is_nats_per_loss_token():
     assert result["bits_per_token"] == pytest.approx(result["loss"] / np.log(2), rel=1e-5)
 
 
-def test_mirrored_and_default_strategies_agree_and_train():
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs two logical CPUs (tests/conftest.py splits the CPU)")
+def test_mirrored_and_default_strategies_agree_and_train(two_cpu_strategy):
     reference = _trainer()
     _randomize_alphas(reference, np.random.default_rng(2))
     weights = reference.get_weights()
     batch = _batch(seed=3, batch=4)
     data = tf.data.Dataset.from_tensors(batch)
     default_loss = reference.evaluate(data, verbose=0, return_dict=True)["loss"]
-    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
-    with strategy.scope():
+    with two_cpu_strategy.scope():
         mirrored = _trainer(weights)
     mirrored_loss = mirrored.evaluate(data, verbose=0, return_dict=True)["loss"]
     assert mirrored_loss == pytest.approx(default_loss, abs=1e-5)

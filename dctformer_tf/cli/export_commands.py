@@ -1,6 +1,6 @@
 """`dctformer export`: a training run's latest checkpoint as a SavedModel."""
 
-import logging
+from dctformer_tf.cli.common import setup_logging
 
 
 def add_parsers(subparsers):
@@ -16,7 +16,6 @@ def add_parsers(subparsers):
 def run_export(args):
     from dctformer_tf.export.saved_model import export_saved_model
 
-    logging.basicConfig(format="%(asctime)s %(message)s")
-    logging.getLogger("dctformer_tf").setLevel(logging.INFO)
+    setup_logging()
     export_saved_model(args.model_dir, args.out, args.max_length, args.checkpoint)
     print(f"SavedModel written to {args.out} (signatures: encode, score)")

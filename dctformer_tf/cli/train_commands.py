@@ -1,8 +1,6 @@
 """`dctformer train`: gin-configured training (`dctformer_tf.train.experiment.train`)."""
 
-import logging
-
-from dctformer_tf.cli.gin_flags import add_gin_arguments, parse_gin
+from dctformer_tf.cli.common import add_gin_arguments, parse_gin, setup_logging
 
 
 def add_parsers(subparsers):
@@ -18,8 +16,7 @@ def add_parsers(subparsers):
 def run_train(args):
     from dctformer_tf.train import experiment
 
-    logging.basicConfig(format="%(asctime)s %(message)s")
-    logging.getLogger("dctformer_tf").setLevel(logging.INFO)
+    setup_logging()
     bindings = [f"train.model_dir = {args.model_dir!r}"]
     if args.strategy:
         bindings.append(f"train.strategy = {args.strategy!r}")

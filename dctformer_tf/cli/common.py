@@ -1,5 +1,6 @@
-"""The gin flags every training-side command shares: --gin_file, --gin_bindings."""
+"""What the sub-commands share: the gin flags (--gin_file, --gin_bindings) and logging."""
 
+import logging
 import os
 
 import gin
@@ -19,3 +20,9 @@ def parse_gin(args, extra_bindings=()) -> None:
         raise FileNotFoundError(f"gin file not found: {', '.join(missing)}")
     gin.parse_config_files_and_bindings(args.gin_file, list(args.gin_bindings) + list(extra_bindings))
 
+
+
+def setup_logging() -> None:
+    """The project's progress lines ("Building dataset...") on stderr, TF's own kept quiet."""
+    logging.basicConfig(format="%(asctime)s %(message)s")
+    logging.getLogger("dctformer_tf").setLevel(logging.INFO)

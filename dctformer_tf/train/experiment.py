@@ -172,7 +172,8 @@ def train(
             f"{(config.resolution, config.block_size, config.clip)}, codec = "
             f"{(codec.resolution, codec.block_size, codec.clip)}"
         )
-    train_chunks = build_chunks(build_sequences(codec, "train"), codec, batch_size, seed)
+    train_sequences = build_sequences(codec, "train")
+    train_chunks = build_chunks(train_sequences, codec, batch_size, seed)
     eval_chunks = None
     if eval_steps:
         eval_chunks = build_chunks(build_sequences(codec, "test"), codec, batch_size, seed + 1)
@@ -206,6 +207,8 @@ def train(
         log.info("Resuming at step %d (epoch %d), %.4g tokens seen",
                  int(model.optimizer.iterations.numpy()), initial_epoch,
                  float(model.tokens_seen.numpy()))
+        # A resumed run draws new chunks and batches instead of replaying the first ones.
+        train_chunks = build_chunks(train_sequences, codec, batch_size, seed + initial_epoch)
     else:
         log.info("No checkpoint in %s: starting from step 0", manager.directory)
 

@@ -165,13 +165,7 @@ def train(
     log.info("Building dataset...")
     codec = build_codec()
     config = model_config()
-    if config.resolution != codec.resolution or config.block_size != codec.block_size \
-            or config.clip != codec.clip:
-        raise ValueError(
-            f"model and codec disagree: model (resolution, block_size, clip) = "
-            f"{(config.resolution, config.block_size, config.clip)}, codec = "
-            f"{(codec.resolution, codec.block_size, codec.clip)}"
-        )
+    check_codec_matches_model(codec, config)
     train_sequences = build_sequences(codec, "train")
     train_chunks = build_chunks(train_sequences, codec, batch_size, seed)
     eval_chunks = None
@@ -234,6 +228,20 @@ def train(
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
              float(model.tokens_seen.numpy()))
     return history
+
+
+def check_codec_matches_model(codec: SparseCodec, config: ModelConfig) -> None:
+    """The data and the model must agree on every setting both of them hold."""
+    pairs = {
+        "resolution": (codec.resolution, config.resolution),
+        "block_size": (codec.block_size, config.block_size),
+        "clip": (codec.clip, config.clip),
+        "value encoding / value_scale": (codec.value_encoding, config.value_scale),
+    }
+    wrong = {name: values for name, values in pairs.items() if values[0] != values[1]}
+    if wrong:
+        detail = ", ".join(f"{name}: codec {a!r} vs model {b!r}" for name, (a, b) in wrong.items())
+        raise ValueError(f"codec and model settings disagree: {detail}")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

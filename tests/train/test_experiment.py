@@ -139,3 +139,10 @@ def test_multi_worker_run_of_two_local_processes(tmp_path):
     assert all("Done at step 4" in out for out in outputs)
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
     assert (tmp_path / "worker_1_scratch").is_dir()
+
+
+def test_codec_and_model_must_agree(tmp_path):
+    with pytest.raises(ValueError, match="resolution: codec 64 vs model 32"):
+        _train(tmp_path, "train.total_steps = 3", "build_codec.resolution = 64")
+    with pytest.raises(ValueError, match="value_scale: codec 'dequantized' vs model 'quantized'"):
+        _train(tmp_path, "train.total_steps = 3", "build_codec.value_encoding = 'dequantized'")

@@ -77,6 +77,8 @@ def length_filter_keep_probability(length, l_max) -> tf.Tensor:
     Returns:
       float32 [] (or the shape of `length`).
     """
+    if not l_max or l_max <= 0:
+        raise ValueError(f"l_max must be a positive length (or None to disable), got {l_max!r}")
     length = tf.cast(length, tf.float32)
     return tf.minimum(1.0, length / float(l_max))
 

@@ -84,6 +84,16 @@ def canvas(image: tf.Tensor, resolution: int | None, block_size: int):
       (uint8 [Hc, Wc, 3] canvas — static [R, R, 3] when a resolution is given —,
        int32 [2] content (h, w)).
     """
+    unit = 2 * block_size
+    # Same rule as SparseCodec.check_image: an image smaller than one macroblock is an error,
+    # never silently upscaled or padded.
+    check = tf.debugging.assert_greater_equal(
+        tf.reduce_min(tf.shape(image)[:2]), unit,
+        message=f"image is smaller than one {unit}x{unit} macroblock (2·block_size); size",
+        summarize=3,
+    )
+    with tf.control_dependencies([check]):
+        image = tf.identity(image)
     (h, w), (hc, wc) = canvas_size(tf.shape(image)[0], tf.shape(image)[1], resolution, block_size)
     content = resize(image, h, w)
     out = tf.pad(

@@ -214,3 +214,9 @@ def test_chunk_dataset_static_batches_reproducible_and_following_the_policy():
 
     with pytest.raises(ValueError, match="resolution"):
         chunking.chunk_dataset(sequences, SparseCodec(), chunk, overlap, batch, seed=0)
+
+
+@pytest.mark.parametrize("l_max", (0, -10))
+def test_non_positive_l_max_is_an_error(l_max):
+    with pytest.raises(ValueError, match=f"l_max must be a positive length .* got {l_max}"):
+        chunking.length_filter_keep_probability(100, l_max)

@@ -117,6 +117,16 @@ def test_rgb_with_transparent_colour_key():
     np.testing.assert_array_equal(to_rgb_uint8(loaded, "k.png"), [[[128, 128, 128], [9, 9, 9]]])
 
 
+def test_cmyk_matches_the_hand_conversion():
+    # Uncomplemented CMYK: R = (255 − C)(255 − K) / 255, rounded; likewise G (M), B (Y).
+    cmyk = np.array([[[0, 0, 0, 0], [255, 0, 0, 0], [0, 255, 0, 0], [0, 0, 0, 255],
+                      [40, 100, 20, 30]]], np.uint8)
+    image = Image.frombytes("CMYK", (5, 1), cmyk.tobytes())
+    ink = cmyk.astype(np.float64)
+    expected = np.floor((255 - ink[..., :3]) * (255 - ink[..., 3:]) / 255 + 0.5)
+    np.testing.assert_array_equal(to_rgb_uint8(image, "c.jpg"), expected)
+
+
 @pytest.mark.parametrize("mode, channels", [("CMYK", 4), ("YCbCr", 3)])
 def test_colour_spaces_match_pillow(rng, mode, channels):
     data = rng.integers(0, 256, size=(5, 7, channels), dtype=np.uint8).tobytes()

@@ -39,10 +39,19 @@ def test_overflow_errors_or_skips_with_the_length(rng, capfd):
     codec = SparseCodec(quality=90, resolution=64)
     images = [np.full((64, 64, 3), 128, np.uint8), random_image(rng, 64, 64)]
     long_length = len(codec.encode(images[1]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="longer than max_length=50"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"(?s)longer than max_length=50.*{long_length}"):
         list(encode_dataset(_source(images, [0, 1]), codec, 50))
     kept = list(encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="skip"))
     assert [int(ex["label"]) for ex in kept] == [0]
     assert f"length {long_length} > max_length = 50" in capfd.readouterr().err
     with pytest.raises(ValueError, match="on_overflow must be one of .* got 'truncate'"):
         encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="truncate")
+
+
+@pytest.mark.parametrize("resolution", (64, None))
+def test_images_smaller_than_a_macroblock_are_an_error_in_the_pipeline(resolution):
+    codec = SparseCodec(resolution=resolution)
+    tiny = np.full((4, 5, 3), 90, np.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than one 16x16 macroblock"):
+        list(encode_dataset(_source([tiny], [0]), codec, 100))

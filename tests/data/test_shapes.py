@@ -80,6 +80,10 @@ def test_splits_are_disjoint():
     assert train_hi <= test_lo or test_hi <= train_lo
     assert split_seed_range("test", 3, start=2) == (test_lo + 2, test_lo + 5)
     assert split_seed_range("train") == (train_lo, train_hi)
+    train = shapes_arrays("train", 100)[0].reshape(100, -1)
+    test = shapes_arrays("test", 100)[0].reshape(100, -1)
+    shared = {row.tobytes() for row in train} & {row.tobytes() for row in test}
+    assert not shared, "train and test splits share images"
 
 
 def test_split_errors():

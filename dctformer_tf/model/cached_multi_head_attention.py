@@ -11,8 +11,8 @@ class CachedMultiHeadAttention(keras.layers.Layer):
     Queries come from `query [B, T, D]`; keys and values come from `context [B, S, Dc]`
     (cross-attention) or from the query sequence itself (self-attention). Every head projects
     to `key_size` features, so `num_heads * key_size` need not equal `D` (14 heads of 64 at
-    `D = 1152` is legal); the output is projected back to `D`. Attention logits and the
-    softmax run in float32 whatever the compute dtype.
+    `D = 1152` is legal); the output is projected back to `D`. The query-key products run in
+    the compute dtype; the scaled logits, the mask and the softmax in float32.
 
     Three ways to call it:
     - full pass: `layer(query)` (self-attention, causal when `causal=True`) or

@@ -226,6 +226,9 @@ class DCTransformer(keras.Model):
           position decoder hidden states, passed between the three sub-steps.
         """
         window = self.window if window is None else window
+        if window > self.window:
+            raise ValueError(f"init_cache: window {window} is longer than the model's "
+                             f"step embedding ({self.window} steps)")
         batch_size = ops.shape(encoder_output)[0]
         hidden = ops.zeros((batch_size, self.d_model), dtype=self.compute_dtype)
         return {

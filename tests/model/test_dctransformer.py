@@ -169,6 +169,12 @@ def test_config_round_trip():
         assert getattr(restored, name) == TINY[name]
     assert restored.encoder_spec == [(1, 1)] and restored.value_spec == [(1, 2)]
     assert restored.value_scale == "dequantized"
+    example = random_example(model)
+    expected = model(example)
+    restored(example)
+    restored.set_weights(model.get_weights())
+    for name, value in restored(example).items():
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(expected[name]))
 
 
 def test_keras_save_and_load(tmp_path):
@@ -238,3 +244,50 @@ def test_mixed_bfloat16_keeps_logits_and_layer_norms_in_float32():
     attention = model.channel_decoder.stack.residual_layers[0].sublayer
     assert attention.compute_dtype == "bfloat16"
     assert attention.query_dense.kernel.dtype == "float32"  # variables stay float32
+
+
+def test_value_logits_read_the_encoder_cell_of_the_target_position():
+    """The gather, through the whole model: with every alpha at 0 (the initial state) the
+    encoder tokens depend only on their own conv block (kernel = stride) and the decoders
+    never attend, so the encoder reaches the value logits only through the gathered cell.
+    Perturbing the partial image at one grid cell must change the value logits exactly at the
+    steps whose target position lies in that cell's stride block (hand-computed here)."""
+    model = tiny_model(conv_kernel=2, conv_stride=2)
+    g, s = model.grid_size, model.conv_stride
+    example = random_example(model, seed=3)
+    model(example)
+    forward = forward_fn(model)
+    for row, col in [(g - 1, g - 1), (g - 1, 0), (0, g - 1), (2, 3)]:
+        targets = example["targets"].copy()
+        targets[:, ::3, 1] = row * g + col  # every third step targets the perturbed cell
+        x = {**example, "targets": targets}
+        base = np.asarray(forward(x)["value_logits"])
+        partial = x["partial_image"].copy()
+        partial[:, row, col, :] += 2
+        out = np.asarray(forward({**x, "partial_image": partial})["value_logits"])
+        changed = np.abs(out - base).max(axis=-1) > CHANGED  # [B, T]
+        p = targets[..., 1]
+        same_block = ((p // g) // s == row // s) & ((p % g) // s == col // s)
+        np.testing.assert_array_equal(changed, same_block, err_msg=f"cell ({row}, {col})")
+        assert same_block.any() and not same_block.all()
+
+
+def test_channel_logits_read_the_current_input():
+    model = built_model()
+    forward = forward_fn(model)
+    example = random_example(model, seed=4)
+    base = np.asarray(forward(example)["channel_logits"])
+    vocab = [model.num_channels + 1, model.num_positions, model.num_values]
+    for t in (0, model.window // 2, model.window - 1):
+        for field in range(3):
+            x = {k: v.copy() for k, v in example.items()}
+            x["inputs"][:, t, field] = (x["inputs"][:, t, field] + 1) % vocab[field]
+            out = np.asarray(forward(x)["channel_logits"])
+            assert max_diff(out, base)[t] > CHANGED, f"input field {field} at step {t} ignored"
+
+
+def test_init_cache_rejects_a_window_past_the_step_embedding():
+    model = built_model()
+    encoded = model.encode(random_example(model)["partial_image"], label=np.array([0, 1]))
+    with pytest.raises(ValueError, match="window 13 is longer than the model's step embedding"):
+        model.init_cache(encoded, window=13)

@@ -77,24 +77,30 @@ def test_cell_index_of_every_position(grid_size, kernel, stride):
     assert cells[-1, -1] == side * side - 1  # last row and column: the last token, no clamping
 
 
-@pytest.mark.parametrize("grid_size, kernel, stride", GEOMETRIES)
+@pytest.mark.parametrize("grid_size, kernel, stride", GEOMETRIES + TABLE3_GEOMETRIES)
 def test_cell_token_sees_its_position(grid_size, kernel, stride):
     """Run the encoder's own padding + conv on one-hot images: the token that the gather picks
     for position p must have p inside its receptive field (exactly: inside its stride block
     once the kernel is cut to the stride)."""
     encoder = tiny_encoder(grid_size, kernel, stride, d_model=1)
     encoder.build((None, grid_size, grid_size, 3))
-    encoder.conv.kernel.assign(np.ones(encoder.conv.kernel.shape, "float32"))
+    # Kernel cut to the stride block it is centred on: each token then sees exactly its own
+    # s x s block of the padded grid, so "seen" identifies one token per position.
+    before, after = encoder.padding
+    kernel = np.zeros(encoder.conv.kernel.shape, "float32")
+    offset = before  # token j covers padded [j·s, j·s + k); its block starts `before` in
+    kernel[offset : offset + stride, offset : offset + stride] = 1.0
+    encoder.conv.kernel.assign(kernel)
     encoder.conv.bias.assign(np.zeros(encoder.conv.bias.shape, "float32"))
     num_positions = grid_size * grid_size
     one_hot = np.eye(num_positions, dtype="float32").reshape(-1, grid_size, grid_size, 1)
     one_hot = np.repeat(one_hot, 3, axis=-1)  # [P, G, G, C]
-    before, after = encoder.padding
     padded = np.pad(one_hot, ((0, 0), (before, after), (before, after), (0, 0)))
     seen = np.asarray(encoder.conv(padded)).reshape(num_positions, -1) > 0  # [P, N]
     assert seen.shape[1] == encoder.num_tokens
     cells = np.asarray(encoder_cell_index(np.arange(num_positions), grid_size, stride))
     assert seen[np.arange(num_positions), cells].all()
+    assert (seen.sum(axis=1) == 1).all(), "a position is seen by more than one token"
 
 
 @pytest.mark.parametrize("grid_size, kernel, stride", [(8, 4, 2), (48, 4, 2), (9, 6, 3)])

@@ -62,3 +62,11 @@ def test_dropout_only_on_branch(rng, training):
     residual = ReZeroResidual(FeedForward(), dropout=0.5)
     residual.build(x.shape)
     np.testing.assert_array_equal(residual(x, training=training), x)  # alpha = 0
+    residual.alpha.assign(1.0)
+    branch = np.asarray(residual(x, training=training)) - x  # alpha · f(LayerNorm(x))
+    dropped = np.isclose(branch, 0.0, atol=1e-7).mean()
+    if training:
+        assert 0.35 < dropped < 0.65, f"dropout 0.5 on the branch zeroed {dropped:.0%}"
+    else:
+        assert dropped < 0.05
+        np.testing.assert_array_equal(residual(x, training=False), residual(x, training=False))

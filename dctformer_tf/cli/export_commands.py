@@ -18,4 +18,4 @@ def run_export(args):
 
     setup_logging()
     export_saved_model(args.model_dir, args.out, args.max_length, args.checkpoint)
-    print(f"SavedModel written to {args.out} (signatures: encode, score)")
+    print(f"SavedModel written to {args.out} (signatures: encode, score, sample)")

@@ -6,9 +6,16 @@ import argparse
 import os
 import sys
 
-from dctformer_tf.cli import codec_commands, export_commands, train_commands
+from dctformer_tf.cli import (
+    codec_commands,
+    conditional_commands,
+    export_commands,
+    sample_commands,
+    train_commands,
+)
 
-COMMAND_MODULES = (codec_commands, train_commands, export_commands)
+COMMAND_MODULES = (codec_commands, train_commands, export_commands, sample_commands,
+                   conditional_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

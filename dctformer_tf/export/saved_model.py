@@ -7,6 +7,12 @@ Signatures:
   score(triples: int32 [B, L_max, 3], length: int32 [B], label: int32 [B])
                                   -> log_likelihood float32 [B, L_max] (nats, per element),
                                      channel / position / value float32 [B, L_max]
+  sample(num: int32 [], seed: int32 [], temperature: float32 [], top_p: float32 []
+         [, label: int32 [] for class-conditional models])
+                                  -> images uint8 [num, R, R, 3], triples int32
+                                     [num, L_max, 3], length int32 [num], finished bool [num]
+     (all heads share temperature and top_p; same seed, same images as
+      `Sampler.sample(num, seed, batch_size >= num)`)
 """
 
 import logging
@@ -16,6 +22,7 @@ import tensorflow as tf
 
 from dctformer_tf.evaluation.likelihood import sequence_nll
 from dctformer_tf.model import DCTransformer
+from dctformer_tf.sampling.sampler import Sampler
 from dctformer_tf.train.experiment import CHECKPOINT_DIR, read_run_file
 from dctformer_tf.train.losses import COMPONENTS
 
@@ -50,6 +57,14 @@ class ExportModule(tf.Module):
                 tf.TensorSpec([None], tf.int32, name="label"),
             ],
         )
+        self.sampler = Sampler(model, codec, chunk_size, overlap, max_length)
+        sample_spec = [tf.TensorSpec([], tf.int32, name="num"),
+                       tf.TensorSpec([], tf.int32, name="seed"),
+                       tf.TensorSpec([], tf.float32, name="temperature"),
+                       tf.TensorSpec([], tf.float32, name="top_p")]
+        if model.num_classes:
+            sample_spec.append(tf.TensorSpec([], tf.int32, name="label"))
+        self.sample = tf.function(self._sample, input_signature=sample_spec)
 
     def _encode(self, image_bytes):
         image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8,
@@ -67,8 +82,13 @@ class ExportModule(tf.Module):
         outputs["log_likelihood"] = outputs["channel"] + outputs["position"] + outputs["value"]
         return outputs
 
+    def _sample(self, num, seed, temperature, top_p, label=None):
+        heads = tf.ones([3], tf.float32)
+        return self.sampler.generate_graph(num, seed, heads * temperature,
+                                           tf.zeros([3], tf.int32), heads * top_p, label)
+
     def signatures(self) -> dict:
-        return {"encode": self.encode, "score": self.score}
+        return {"encode": self.encode, "score": self.score, "sample": self.sample}
 
 
 def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
@@ -99,5 +119,5 @@ def export_saved_model(model_dir: str, out: str, max_length: int | None = None,
     max_length = max_length or train_max_length
     module = ExportModule(model, codec, config.chunk_size, config.chunk_overlap, max_length)
     tf.saved_model.save(module, out, signatures=module.signatures())
-    log.info("Exported SavedModel to %s (signatures: encode, score)", out)
+    log.info("Exported SavedModel to %s (signatures: encode, score, sample)", out)
     return out

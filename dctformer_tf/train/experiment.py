@@ -29,6 +29,7 @@ from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.train.callbacks import CheckpointEveryEpoch, StopAtTokenBudget, TensorBoardScalars
+from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
 from dctformer_tf.train.strategy import check_global_batch, make_strategy
 from dctformer_tf.train.trainer import DCTransformerTrainer
@@ -129,6 +130,9 @@ def train(
     jit_compile: bool = False,
     tpu: str | None = None,
     verbose: int = 1,
+    sample_every: int = 0,
+    sample_num: int = 4,
+    sample_max_chunks: int | None = None,
 ) -> keras.callbacks.History:
     """Train a DCTransformer on chunks of sparse DCT sequences.
 
@@ -145,6 +149,8 @@ def train(
       mixed_precision: run under the "mixed_bfloat16" policy.
       jit_compile: compile the train step with XLA (GPU/TPU; on CPU XLA fails under
         MirroredStrategy).
+      sample_every: write a grid of `sample_num` samples (fixed seed) to TensorBoard every
+        this many steps, on the chief; 0 = never. sample_max_chunks caps their length.
     """
     if (total_steps is None) == (tokens is None):
         raise ValueError("train: give exactly one of total_steps and tokens "
@@ -218,6 +224,12 @@ def train(
     ]
     if tokens is not None:
         callbacks.append(StopAtTokenBudget(tokens))
+    if sample_every and is_chief(dist):
+        callbacks.append(SampleGrid(
+            codec, config.chunk_size, config.chunk_overlap,
+            gin.query_parameter("build_sequences.max_length"),
+            os.path.join(model_dir, "tensorboard"), sample_every, sample_num, seed,
+            sample_max_chunks, config.num_classes))
     log.info("Training %d steps (%d epochs of %d) from epoch %d...", total_steps, epochs,
              steps_per_epoch, initial_epoch)
     history = model.fit(

@@ -15,6 +15,7 @@ from PIL import Image
 from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.dct import np_ops
 from dctformer_tf.export.saved_model import export_saved_model, load_trained_model
+from dctformer_tf.sampling import Sampler, SamplingSettings
 from tests.train.test_experiment import _train
 
 LOAD_WITHOUT_PROJECT = r"""
@@ -25,9 +26,12 @@ assert not any(name.startswith("dctformer_tf") for name in sys.modules), "projec
 encoded = loaded.signatures["encode"](image_bytes=tf.constant(open(png, "rb").read()))
 length = int(encoded["length"])
 scored = loaded.signatures["score"](triples=encoded["triples"][None], length=[length], label=[0])
+sampled = loaded.signatures["sample"](num=tf.constant(3), seed=tf.constant(5),
+                                     temperature=tf.constant(1.0), top_p=tf.constant(0.9))
 np.savez(out, triples=encoded["triples"].numpy(), length=length,
          content_hw=encoded["content_hw"].numpy(),
-         **{k: v.numpy()[0] for k, v in scored.items()})
+         **{k: v.numpy()[0] for k, v in scored.items()},
+         **{"sample_" + k: v.numpy() for k, v in sampled.items()})
 """
 
 
@@ -91,6 +95,15 @@ def test_saved_model_loads_without_project_code_and_matches_keras(exported, tmp_
     assert not got["log_likelihood"][length:].any()
     parts = got["channel"] + got["position"] + got["value"]
     np.testing.assert_allclose(parts, got["log_likelihood"], atol=1e-6)
+
+    # `sample` of the reloaded SavedModel equals the Python sampler for the same seed.
+    sampler = Sampler(model, codec, config.chunk_size, config.chunk_overlap, 512)
+    python = sampler.sample(3, seed=5, settings=SamplingSettings.uniform(top_p=0.9),
+                            batch_size=3)
+    np.testing.assert_array_equal(got["sample_triples"], python.triples)
+    np.testing.assert_array_equal(got["sample_length"], python.length)
+    np.testing.assert_array_equal(got["sample_images"], np.stack(python.images))
+    assert got["sample_images"].shape == (3, 32, 32, 3)
 
 
 def test_export_cli_and_clear_error_without_checkpoint(exported, tmp_path, capsys):

@@ -40,7 +40,9 @@ def _train(model_dir, *bindings):
 
 
 def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
-    history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3")
+    history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3",
+                     "train.sample_every = 3", "train.sample_num = 2",
+                     "train.sample_max_chunks = 1")
     losses = history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert losses[1] < losses[0]
@@ -62,6 +64,14 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     assert "BATCH_SIZE = 8" in text and "train.batch_size = %BATCH_SIZE" in text
     learning_rates = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("train/learning_rate")]
     assert learning_rates[0] < learning_rates[1]  # warming up over the first 2 steps
+
+    samples = EventAccumulator(str(tmp_path / "tensorboard" / "samples"),
+                               size_guidance={"tensors": 0}).Reload()
+    grids = samples.Tensors("samples/grid")
+    assert [e.step for e in grids] == [3, 6]
+    width, height, png = grids[0].tensor_proto.string_val  # TF image summaries: w, h, PNG
+    assert (int(width), int(height)) == (2 * 32 + 2, 32)
+    assert tf.io.decode_png(png).shape == (32, 66, 3)
 
 
 def test_rerun_resumes_from_the_last_checkpoint(tmp_path, caplog):

@@ -1,0 +1,97 @@
+"""Sampling throughput: cached decoding against the no-cache reference loop (SPEC §5).
+
+    python tools/bench_sampling.py [--window 1024] [--steps 48] [--batch 8]
+
+For the `tiny` and `small` model shapes (random weights; the channel bias is tilted toward
+low channels so that no sample ends early), both samplers run the same number of window
+steps at the same settings, window and batch in one process; each is run once to compile and
+once timed. The no-cache loop reruns the three decoders over the whole window at every step
+(what the public PyTorch peer does); the cached one feeds one token per step. Prints
+triples/s of each and their ratio (issue target: cached >= 10x at window 1024 on `small`).
+"""
+
+import argparse
+import os
+import pathlib
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dctformer_tf.dct import SparseCodec  # noqa: E402
+from dctformer_tf.model import DCTransformer  # noqa: E402
+from dctformer_tf.model.configs import build_model  # noqa: E402
+from dctformer_tf.sampling import Sampler  # noqa: E402
+
+GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
+gin_build_model = gin.external_configurable(build_model, name="build_model")
+
+
+def random_model(name: str, window: int, overlap: int):
+    gin.clear_config()
+    gin.parse_config_files_and_bindings(
+        [str(GIN / f"{name}.gin")],
+        [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}"])
+    config = gin_build_model()
+    keras.utils.set_random_seed(0)
+    model = DCTransformer(**config.model_kwargs())
+    model.build(config.input_shapes())
+    rng = np.random.default_rng(0)
+    for v in model.trainable_variables:  # ReZero alphas start at 0: make every layer count
+        if "alpha" in v.path:
+            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
+    bias = model.channel_decoder.output_dense.bias
+    bias.assign(bias.numpy() - 0.5 * np.arange(bias.shape[0]))
+    codec = SparseCodec(block_size=config.block_size, clip=config.clip,
+                        resolution=config.resolution)
+    return model, codec, config
+
+
+def triples_per_second(sampler: Sampler, batch: int) -> tuple:
+    sampler.sample(batch, seed=0, batch_size=batch, max_chunks=1)  # compile
+    start = time.perf_counter()
+    result = sampler.sample(batch, seed=1, batch_size=batch, max_chunks=1)
+    seconds = time.perf_counter() - start
+    return float(result.length.sum()) / seconds, result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=int, default=1024, help="decoder window T")
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=48,
+                        help="window steps sampled (the cost per step does not depend on "
+                             "how far into the window the sampler is: both use fixed-size "
+                             "buffers of the whole window)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--models", default="tiny,small")
+    args = parser.parse_args(argv)
+    print(f"window {args.window}, batch {args.batch}, {args.steps} steps per sample")
+    for name in args.models.split(","):
+        model, codec, config = random_model(name, args.window, args.overlap)
+        rates = {}
+        for cache in (True, False):
+            # max_length bounds the run to `steps` elements in chunk 0 (EOS at the last slot).
+            sampler = Sampler(model, codec, config.chunk_size, config.chunk_overlap,
+                              max_length=args.steps, cache=cache, jit_compile=cache)
+            rates[cache], result = triples_per_second(sampler, args.batch)
+            assert result.length.min() == args.steps, "a sample ended early"
+        no_cache_jit = Sampler(model, codec, config.chunk_size, config.chunk_overlap,
+                               max_length=args.steps, cache=False, jit_compile=True)
+        try:
+            rate_jit, _ = triples_per_second(no_cache_jit, args.batch)
+        except Exception as error:  # noqa: BLE001 - report and go on
+            rate_jit = float("nan")
+            print(f"  (no-cache under XLA failed: {type(error).__name__})")
+        best_reference = max(rates[False], rate_jit) if rate_jit == rate_jit else rates[False]
+        print(f"{name:6s} cached {rates[True]:8.1f} triples/s | no-cache graph "
+              f"{rates[False]:7.1f}, XLA {rate_jit:7.1f} triples/s | ratio cached / best "
+              f"no-cache {rates[True] / best_reference:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dctformer_tf.dct import SparseCodec  # noqa: E402
-from dctformer_tf.model import DCTransformer  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
 from dctformer_tf.sampling import Sampler  # noqa: E402
 
@@ -36,19 +35,17 @@ def random_model(name: str, window: int, overlap: int):
     gin.parse_config_files_and_bindings(
         [str(GIN / f"{name}.gin")],
         [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}"])
-    config = gin_build_model()
     keras.utils.set_random_seed(0)
-    model = DCTransformer(**config.model_kwargs())
-    model.build(config.input_shapes())
+    model = gin_build_model()  # built, random weights
     rng = np.random.default_rng(0)
     for v in model.trainable_variables:  # ReZero alphas start at 0: make every layer count
         if "alpha" in v.path:
             v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
     bias = model.channel_decoder.output_dense.bias
     bias.assign(bias.numpy() - 0.5 * np.arange(bias.shape[0]))
-    codec = SparseCodec(block_size=config.block_size, clip=config.clip,
-                        resolution=config.resolution)
-    return model, codec, config
+    codec = SparseCodec(block_size=model.block_size, clip=model.clip,
+                        resolution=model.grid_size * model.block_size)
+    return model, codec
 
 
 def triples_per_second(sampler: Sampler, batch: int) -> tuple:
@@ -72,15 +69,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"window {args.window}, batch {args.batch}, {args.steps} steps per sample")
     for name in args.models.split(","):
-        model, codec, config = random_model(name, args.window, args.overlap)
+        model, codec = random_model(name, args.window, args.overlap)
+        chunk_size, overlap = args.window - args.overlap, args.overlap
         rates = {}
         for cache in (True, False):
             # max_length bounds the run to `steps` elements in chunk 0 (EOS at the last slot).
-            sampler = Sampler(model, codec, config.chunk_size, config.chunk_overlap,
+            sampler = Sampler(model, codec, chunk_size, overlap,
                               max_length=args.steps, cache=cache, jit_compile=cache)
             rates[cache], result = triples_per_second(sampler, args.batch)
             assert result.length.min() == args.steps, "a sample ended early"
-        no_cache_jit = Sampler(model, codec, config.chunk_size, config.chunk_overlap,
+        no_cache_jit = Sampler(model, codec, chunk_size, overlap,
                                max_length=args.steps, cache=False, jit_compile=True)
         try:
             rate_jit, _ = triples_per_second(no_cache_jit, args.batch)

@@ -30,8 +30,12 @@ from dctformer_tf.dct import tf_ops
 from dctformer_tf.model.channel_decoder import start_triple
 from dctformer_tf.sampling import masks
 from dctformer_tf.sampling.decoding import CachedDecoding, NoCacheDecoding
-from dctformer_tf.sampling.processors import HEADS, SamplingSettings, process_logits
-from dctformer_tf.sampling.processors import sample_categorical
+from dctformer_tf.sampling.processors import (
+    HEADS,
+    SamplingSettings,
+    process_logits,
+    sample_categorical,
+)
 
 
 @dataclasses.dataclass

@@ -60,8 +60,8 @@ def evaluate_stage(model_dir: str, out: str, num_images: int) -> dict:
     import tensorflow as tf
 
     from dctformer_tf.data.pipeline import encode_dataset
-    from dctformer_tf.dct.jpeg import entropy_coded_size, jpeg_bytes
     from dctformer_tf.evaluation.bpd import evaluate_bpd
+    from dctformer_tf.evaluation.compression import compression_report
     from dctformer_tf.export.saved_model import load_trained_model
 
     print(f"== Evaluate: {num_images} held-out shapes test images ==", flush=True)
@@ -70,16 +70,12 @@ def evaluate_stage(model_dir: str, out: str, num_images: int) -> dict:
     source = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
     sequences = encode_dataset(source, codec, max_length)
     result = evaluate_bpd(model, codec, sequences, config.chunk_size, config.chunk_overlap)
-    jpeg_bits = np.array([8 * entropy_coded_size(jpeg_bytes(codec.content_pixels(im),
-                                                            codec.quality))
-                          for im in images])
-    model_bits = result.pop("bits_per_image")
+    compression = compression_report(result.pop("bits_per_image"), images, codec)
     report = {
         **result,
-        "model_bits_per_image": float(model_bits.mean()),
-        "jpeg_entropy_coded_bits_per_image": float(jpeg_bits.mean()),
-        "model_over_jpeg": float(model_bits.mean() / jpeg_bits.mean()),
-        "jpeg_bpd": float(jpeg_bits.mean() / (3 * 64 * 64)),
+        **{key: compression[key] for key in ("model_bits_per_image",
+                                             "jpeg_entropy_coded_bits_per_image",
+                                             "model_over_jpeg", "jpeg_bpd")},
     }
     print(f"   held-out bpd {report['bpd']:.4f} (channel {report['bpd_channel']:.4f}, "
           f"position {report['bpd_position']:.4f}, value {report['bpd_value']:.4f})")

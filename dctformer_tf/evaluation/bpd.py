@@ -21,6 +21,8 @@ def evaluate_bpd(model, codec, sequences: tf.data.Dataset, chunk_size: int, over
     Returns:
       {"bpd": float, "bpd_channel"/"bpd_position"/"bpd_value": float,
        "bpd_per_chunk": list[float] (bits of chunk k / all subpixels, sums to bpd),
+       "bpd_per_chunk_channel"/"_position"/"_value": list[float], the same per component
+         (each sums over chunks to its component's bpd; the three sum to bpd_per_chunk),
        "bits_per_image": np.float64 [N], "num_images": int}
     """
     score = tf.function(
@@ -29,14 +31,18 @@ def evaluate_bpd(model, codec, sequences: tf.data.Dataset, chunk_size: int, over
     )
     bits = {name: 0.0 for name in COMPONENTS}
     per_chunk, per_image, subpixels = None, [], 0
+    per_chunk_parts = {}  # component -> float64 [num_chunks] bits
     for batch in sequences.batch(batch_size):
         nll = {name: value.numpy() / math.log(2.0) for name, value in score(batch).items()}
         element_bits = sum(nll.values())  # [B, L_max]
         if per_chunk is None:
             per_chunk = np.zeros(math.ceil(element_bits.shape[1] / chunk_size))
+            per_chunk_parts = {name: np.zeros_like(per_chunk) for name in COMPONENTS}
+        chunk_of = np.arange(element_bits.shape[1]) // chunk_size  # [L_max]
         for name in COMPONENTS:
             bits[name] += float(nll[name].sum())
-        chunk_of = np.arange(element_bits.shape[1]) // chunk_size
+            per_chunk_parts[name] += np.bincount(chunk_of, weights=nll[name].sum(axis=0),
+                                                 minlength=len(per_chunk))
         per_chunk += np.bincount(chunk_of, weights=element_bits.sum(axis=0),
                                  minlength=len(per_chunk))
         per_image.extend(element_bits.sum(axis=1).tolist())
@@ -48,6 +54,8 @@ def evaluate_bpd(model, codec, sequences: tf.data.Dataset, chunk_size: int, over
     result["bpd"] = sum(bits.values()) / subpixels
     last = int(np.flatnonzero(per_chunk)[-1]) + 1 if per_chunk.any() else 0
     result["bpd_per_chunk"] = (per_chunk[:last] / subpixels).tolist()
+    for name in COMPONENTS:  # NLLs are >= 0: where the total is 0, so is every part
+        result[f"bpd_per_chunk_{name}"] = (per_chunk_parts[name][:last] / subpixels).tolist()
     result["bits_per_image"] = np.array(per_image)
     result["num_images"] = len(per_image)
     return result

@@ -1,0 +1,148 @@
+"""A small CNN that names the largest shape of a `shapes` image (circle, square, triangle).
+
+It gives offline feature-based metrics (FID, sFID, precision/recall through
+`features.ShapesClassifierFeatures`) a network that knows these images, and a class-accuracy
+check of class-conditional samples. Trained by `tools/train_shapes_classifier.py`.
+
+Layers named here are read by `ShapesClassifierFeatures`: `POOL_LAYER` (the 256-d
+penultimate features) and `SPATIAL_LAYER` (the mid-level 8×8×64 map of block 2).
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+
+from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays
+
+IMAGE_SIZE = 64
+POOL_LAYER = "pool"
+SPATIAL_LAYER = "block2_pool"
+
+
+def build_shapes_classifier(image_size: int = IMAGE_SIZE) -> keras.Model:
+    """The CNN: uint8-valued [B, S, S, 3] in, class logits [B, 3] out (about 190k params).
+
+    Shapes have random colours on random gradients, so a shape's outline is an edge of any
+    colour and either sign. A fixed (untrained) layer of horizontal and vertical pixel
+    differences, split into positive and negative parts, hands the network edges of every
+    polarity; in our runs this halved the steps spent at chance before learning starts.
+    The image is then averaged down 2× (shapes cover at least 2 % of it, so 32×32 still
+    shows them and every conv costs 4× less). Four conv + batch-norm blocks (32×32 -> 16 ->
+    8 -> 4) end in 128 channels whose global average and global max are concatenated into
+    the 256-d penultimate features. The max picks the strongest shape evidence anywhere and
+    also shortens the start at chance (after two epochs of 10k images: 91 % test accuracy,
+    against 63 % with the average alone); the average keeps the area evidence that decides
+    which shape is the largest.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    differences = keras.layers.DepthwiseConv2D(2, depth_multiplier=2, padding="same",
+                                               use_bias=False, trainable=False, name="edges")
+    edges = differences(x)  # [B, S, S, 6]: per colour, x[i, j+1] − x[i, j], x[i+1, j] − x[i, j]
+    kernel = np.zeros((2, 2, 3, 2), np.float32)  # [kh, kw, colour, direction]
+    kernel[0, 0] = -1.0
+    kernel[0, 1, :, 0] = 1.0
+    kernel[1, 0, :, 1] = 1.0
+    differences.set_weights([kernel])
+    x = keras.layers.Concatenate(name="image_and_edges")([
+        x,
+        keras.layers.ReLU(name="rising_edges")(edges),
+        keras.layers.ReLU(name="falling_edges")(keras.layers.Rescaling(-1.0, name="negate")(edges)),
+    ])  # [B, S, S, 15]
+    x = keras.layers.AveragePooling2D(2, name="downsample")(x)  # [B, S/2, S/2, 15]
+    for i, filters in enumerate((32, 64, 96, 128), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                name=f"block{i}_conv")(x)
+        # Momentum 0.9: the moving statistics must be right after a few hundred steps.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{i}_norm")(x)
+        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+        if i < 4:
+            x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)  # halves the side
+    pooled = [keras.layers.GlobalAveragePooling2D(name="average")(x),
+              keras.layers.GlobalMaxPooling2D(name="max")(x)]
+    x = keras.layers.Concatenate(name=POOL_LAYER)(pooled)  # [B, 256]
+    logits = keras.layers.Dense(len(SHAPE_CLASSES), name="logits")(x)
+    return keras.Model(inputs, logits, name="shapes_classifier")
+
+
+def train_shapes_classifier(out_path: str, num_train: int = 10000, epochs: int = 4,
+                            seed: int = 0, batch_size: int = 32, verbose: int = 0) -> dict:
+    """Trains the classifier on the first `num_train` shapes train images; saves `out_path`.
+
+    Flips and quarter turns augment the data for free: none of them changes a shape's class.
+    The defaults (1250 steps) gave 96.95 % on 2000 test images, seed 0.
+
+    Returns:
+      {"train_seconds": float, "num_train": int, "epochs": int, "path": str}
+    """
+    if not out_path.endswith(".keras"):
+        raise ValueError(f"train_shapes_classifier: out_path must end in .keras, got {out_path!r}")
+    keras.utils.set_random_seed(seed)
+    start = time.time()
+    images, labels = shapes_arrays("train", num_train, size=IMAGE_SIZE)
+    model = build_shapes_classifier()
+    steps = epochs * -(-num_train // batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        model.fit(_augment(images, rng), labels, batch_size=batch_size, epochs=1, shuffle=True,
+                  verbose=verbose)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    model.save(out_path)
+    return {"train_seconds": time.time() - start, "num_train": num_train, "epochs": epochs,
+            "path": out_path}
+
+
+def load_shapes_classifier(path: str) -> keras.Model:
+    """Loads a classifier saved by `train_shapes_classifier`.
+
+    Raises:
+      FileNotFoundError: no file at `path` (naming the tool that writes it).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"shapes classifier: no file {path!r}; train one with "
+            f"`python tools/train_shapes_classifier.py --out {path}`"
+        )
+    return keras.models.load_model(path)
+
+
+def classify(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """uint8 [N, 64, 64, 3] -> int64 [N] class ids (indices into `SHAPE_CLASSES`)."""
+    images = _check_images(images, model)
+    logits = model.predict(images, batch_size=batch_size, verbose=0)  # [N, 3]
+    return np.argmax(logits, axis=-1)
+
+
+def split_accuracy(model: keras.Model, split: str = "test", num: int = 2000,
+                   start: int = 0) -> float:
+    """Accuracy on examples `start ... start + num − 1` of a shapes split."""
+    images, labels = shapes_arrays(split, num, start=start, size=IMAGE_SIZE)
+    return float(np.mean(classify(model, images) == labels))
+
+
+def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random one of the 8 flips/quarter turns of each image: uint8 [N, S, S, 3]."""
+    out = images.copy()
+    turns = rng.integers(0, 4, len(images))
+    flips = rng.integers(0, 2, len(images)).astype(bool)
+    out[flips] = out[flips, :, ::-1]
+    for k in range(1, 4):
+        out[turns == k] = np.rot90(out[turns == k], k, axes=(1, 2))
+    return out
+
+
+def _check_images(images, model: keras.Model) -> np.ndarray:
+    images = np.asarray(images)
+    expected = tuple(model.input_shape[1:])
+    if images.ndim != 4 or images.shape[1:] != expected:
+        raise ValueError(
+            f"shapes classifier: images must be [N, {', '.join(map(str, expected))}], "
+            f"got shape {images.shape}"
+        )
+    return images

@@ -1,0 +1,63 @@
+"""The shapes classifier: a short training run saves a file that reloads to the same
+predictions; `classify` is the argmax of the logits; a missing file names the tool.
+
+No accuracy bound in the default tier: the network stays near chance for its first 100-150
+steps and passes 60 % only after about 200 (half a minute or more on 2 shared cores), so the
+>= 95 % figure comes from `tools/train_shapes_classifier.py` (96.95 % on 2000 test images)
+and the `slow` test below checks a shorter run.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from dctformer_tf.data.shapes import shapes_arrays
+from dctformer_tf.evaluation.shapes_classifier import (
+    build_shapes_classifier,
+    classify,
+    load_shapes_classifier,
+    split_accuracy,
+    train_shapes_classifier,
+)
+
+
+def test_short_run_saves_a_model_that_reloads_to_the_same_predictions(tmp_path):
+    path = str(tmp_path / "classifier.keras")
+    result = train_shapes_classifier(path, num_train=96, epochs=1, seed=0)
+    assert result["num_train"] == 96 and result["train_seconds"] > 0
+    images, _ = shapes_arrays("test", 16)
+    trained = load_shapes_classifier(path)
+    assert trained.count_params() < 200_000
+    untrained = build_shapes_classifier()
+    logits = np.asarray(trained(images.astype(np.float32)))
+    labels = classify(trained, images)
+    np.testing.assert_array_equal(labels, logits.argmax(-1))
+    assert set(labels) <= {0, 1, 2}
+    # Training changed the weights: a fresh network does not give these logits.
+    assert not np.allclose(np.asarray(untrained(images.astype(np.float32))), logits, atol=1e-3)
+
+
+def test_classify_is_the_argmax_of_the_logits():
+    model = build_shapes_classifier()
+    dense = model.get_layer("logits")
+    kernel, _ = dense.get_weights()
+    dense.set_weights([np.zeros_like(kernel), np.array([0.0, 0.0, 1.0], np.float32)])
+    images, _ = shapes_arrays("test", 4)
+    np.testing.assert_array_equal(classify(model, images), [2, 2, 2, 2])
+    with pytest.raises(ValueError, match=r"images must be \[N, 64, 64, 3\]"):
+        classify(model, images[:, :32])
+
+
+def test_missing_file_names_the_training_tool(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tools/train_shapes_classifier.py"):
+        load_shapes_classifier(str(tmp_path / "absent.keras"))
+    with pytest.raises(ValueError, match=r"must end in \.keras"):
+        train_shapes_classifier(str(tmp_path / "model.h5"), num_train=8, epochs=1)
+
+
+@pytest.mark.slow
+def test_a_few_thousand_images_reach_well_above_chance(tmp_path):
+    path = str(tmp_path / "classifier.keras")
+    keras.utils.set_random_seed(0)
+    train_shapes_classifier(path, num_train=6000, epochs=3, seed=0)
+    assert split_accuracy(load_shapes_classifier(path), num=1000) >= 0.8

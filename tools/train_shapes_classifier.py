@@ -1,0 +1,46 @@
+"""Trains the `shapes` classifier behind the offline FID/sFID/precision-recall features and
+prints its training time and test accuracy.
+
+    python tools/train_shapes_classifier.py --out outputs/shapes_classifier.keras
+
+The defaults reach >= 95 % on the shapes test split in a few CPU minutes (2 cores).
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dctformer_tf.evaluation.shapes_classifier import (  # noqa: E402
+    load_shapes_classifier,
+    split_accuracy,
+    train_shapes_classifier,
+)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="outputs/shapes_classifier.keras")
+    parser.add_argument("--num_train", type=int, default=10000, help="shapes train images")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_test", type=int, default=2000, help="shapes test images")
+    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    args = parser.parse_args(argv)
+    print(f"Training the shapes classifier on {args.num_train} images, {args.epochs} epochs...",
+          flush=True)
+    result = train_shapes_classifier(args.out, num_train=args.num_train, epochs=args.epochs,
+                                     seed=args.seed, verbose=args.verbose)
+    model = load_shapes_classifier(args.out)
+    accuracy = split_accuracy(model, num=args.num_test)
+    print(f"train time {result['train_seconds']:.1f} s (data generation included), "
+          f"{model.count_params()} parameters")
+    print(f"test accuracy {accuracy:.4f} on {args.num_test} shapes test images")
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -112,7 +112,8 @@ def filter_by_length(sequences: tf.data.Dataset, l_max, seed: int) -> tf.data.Da
 
 
 def make_training_example(
-    example: dict, codec: SparseCodec, chunk_size: int, overlap: int, chunk_index
+    example: dict, codec: SparseCodec, chunk_size: int, overlap: int, chunk_index,
+    loss_from_channel: int = 0,
 ) -> dict:
     """One training example: target chunk `chunk_index` of one sequence (module docstring).
 
@@ -123,6 +124,10 @@ def make_training_example(
       chunk_size: int. Target elements per chunk.
       overlap: int. Context elements before the chunk in the decoder window.
       chunk_index: int32 []. k, with k·chunk_size < L.
+      loss_from_channel: int. Only targets with channel >= this carry loss (EOS always
+        does): fine-tuning for a forced prefix (SPEC §6), e.g. 3 skips the DC band under
+        "bands" (super-resolution), S² skips all of Y under "luma_first" (colorization).
+        0 (default): every target of the chunk.
     Returns:
       {"partial_image": int32 [G, G, C], "inputs": int32 [T, 3], "targets": int32 [T, 3],
        "loss_mask": float32 [T], "loss_tokens": int32 [], "chunk_index": int32 [],
@@ -152,13 +157,14 @@ def make_training_example(
     previous = tf.gather(triples, tf.maximum(window_start - 1, 0))
     first_input = tf.where(window_start == 0, start, previous)  # [3]
     inputs = tf.concat([first_input[None], targets[:-1]], axis=0)  # [T, 3]
-    loss_mask = tf.cast(real & (steps >= chunk_start), tf.float32)
+    in_loss = real & (steps >= chunk_start) & (targets[:, 0] >= loss_from_channel)
+    loss_mask = tf.cast(in_loss, tf.float32)
     return {
         "partial_image": partial_image,
         "inputs": inputs,
         "targets": targets,
         "loss_mask": loss_mask,
-        "loss_tokens": chunk_end - chunk_start,
+        "loss_tokens": tf.reduce_sum(tf.cast(in_loss, tf.int32)),
         "chunk_index": k,
         "window_start": window_start,
         "length": length,
@@ -179,6 +185,7 @@ def chunk_dataset(
     shuffle_buffer: int = 1024,
     drop_remainder: bool = True,
     power: float = 3.0,
+    loss_from_channel: int = 0,
 ) -> tf.data.Dataset:
     """Sequences -> batches of chunked training examples for `model.fit`.
 
@@ -199,6 +206,7 @@ def chunk_dataset(
       l_max: length filter `min(1, L / l_max)`; None disables it.
       shuffle_buffer: sequences in the shuffle buffer; 0 disables shuffling.
       drop_remainder: keep every batch the same static size (TPU/XLA).
+      loss_from_channel: see `make_training_example`.
     Returns:
       dataset of dicts as `make_training_example` returns, each with a leading batch axis.
     """
@@ -210,7 +218,8 @@ def chunk_dataset(
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(
-        lambda ex, k: make_training_example(ex, codec, chunk_size, overlap, k),
+        lambda ex, k: make_training_example(ex, codec, chunk_size, overlap, k,
+                                            loss_from_channel),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

@@ -2,7 +2,6 @@
 
 - `bpd_per_chunk_figure`: paper Figure 9, bits per subpixel spent in each chunk of the
   sequence, as bars stacked from the channel, position and value parts.
-- `image_grid`: samples tiled into one image.
 """
 
 import math
@@ -91,31 +90,6 @@ def save_bpd_per_chunk_plot(result: dict, path: str, **kwargs) -> str:
     """Writes `bpd_per_chunk_figure(result, **kwargs)` as a PNG at `path`; returns `path`."""
     bpd_per_chunk_figure(result, **kwargs).save(path, "PNG")
     return path
-
-
-def image_grid(images, columns: int, gap: int = 2, background: int = 255) -> np.ndarray:
-    """Tiles N same-size images row by row.
-
-    Args:
-      images: uint8 [N, H, W, 3].
-      columns: int. Images per row; the last row is padded with `background`.
-      gap: int. Pixels between tiles.
-    Returns:
-      uint8 [rows·(H + gap) − gap, columns·(W + gap) − gap, 3], rows = ⌈N / columns⌉.
-    """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or not len(images):
-        raise ValueError(f"image_grid: images must be [N, H, W, 3] with N >= 1, got "
-                         f"{images.shape}")
-    if columns < 1:
-        raise ValueError(f"image_grid: columns must be >= 1, got {columns}")
-    n, h, w, _ = images.shape
-    rows = -(-n // columns)
-    grid = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
-    return grid
 
 
 def _tick_step(value: float) -> float:

@@ -102,10 +102,15 @@ def build_chunks(
     p_min: float = 0.1,
     l_max: int | None = None,
     shuffle_buffer: int = 1024,
+    loss_from_channel: int = 0,
 ) -> tf.data.Dataset:
-    """Sequences (repeated forever) -> batches of training chunks (`data.chunking`)."""
+    """Sequences (repeated forever) -> batches of training chunks (`data.chunking`).
+
+    loss_from_channel > 0 restricts the loss to the non-prefix part of each sequence
+    (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`)."""
     chunks = chunk_dataset(sequences.repeat(), codec, chunk_size, overlap, batch_size, seed,
-                           p_min=p_min, l_max=l_max, shuffle_buffer=shuffle_buffer)
+                           p_min=p_min, l_max=l_max, shuffle_buffer=shuffle_buffer,
+                           loss_from_channel=loss_from_channel)
     # Generated and in-memory sources have no files to shard by: shard the batches instead.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

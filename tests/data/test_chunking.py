@@ -220,3 +220,25 @@ def test_chunk_dataset_static_batches_reproducible_and_following_the_policy():
 def test_non_positive_l_max_is_an_error(l_max):
     with pytest.raises(ValueError, match=f"l_max must be a positive length .* got {l_max}"):
         chunking.length_filter_keep_probability(100, l_max)
+
+
+@pytest.mark.parametrize("loss_from_channel", [3, 64])
+def test_loss_restricted_to_the_non_prefix_channels(loss_from_channel):
+    """Fine-tuning for a forced prefix: only targets with channel >= loss_from_channel (and
+    EOS) carry loss; everything else about the example is unchanged."""
+    codec, sequence = _sequences()[2]
+    chunk, overlap = 40, 8
+    example = _padded(sequence, len(sequence) + 5)
+    for k in range(-(-len(sequence) // chunk)):
+        full = chunking.make_training_example(example, codec, chunk, overlap, k)
+        restricted = chunking.make_training_example(example, codec, chunk, overlap, k,
+                                                    loss_from_channel)
+        for key in ("partial_image", "inputs", "targets", "window_start"):
+            np.testing.assert_array_equal(full[key].numpy(), restricted[key].numpy())
+        targets = full["targets"].numpy()
+        expected = full["loss_mask"].numpy() * (targets[:, 0] >= loss_from_channel)
+        np.testing.assert_array_equal(restricted["loss_mask"].numpy(), expected)
+        assert int(restricted["loss_tokens"]) == expected.sum()
+    # The restriction really removes something: the DC band / luma part is in chunk 0.
+    first = chunking.make_training_example(example, codec, chunk, overlap, 0, loss_from_channel)
+    assert first["loss_mask"].numpy().sum() < chunk

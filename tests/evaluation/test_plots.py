@@ -8,9 +8,9 @@ from PIL import Image
 from dctformer_tf.evaluation.plots import (
     COMPONENT_COLORS,
     LEGEND_SWATCH,
-    image_grid,
     save_bpd_per_chunk_plot,
 )
+from dctformer_tf.sampling.figures import image_grid
 
 RESULT = {
     "bpd": 2.0,
@@ -53,3 +53,6 @@ def test_image_grid_places_tiles_row_by_row():
     assert grid.shape == (2 * 4 + 1, 3 * 5 + 2, 3)
     assert (grid[0:4, 6:11] == 20).all() and (grid[5:9, 6:11] == 50).all()
     assert (grid[5:9, 12:17] == 255).all() and (grid[4, :] == 255).all()
+    # Tiles of different sizes (samples cropped to their content) sit top-left in their cell.
+    mixed = image_grid([np.zeros((4, 5, 3), np.uint8), np.zeros((2, 3, 3), np.uint8)], 2)
+    assert mixed.shape == (4, 5 + 2 + 5, 3) and (mixed[2:, 7:] == 255).all()

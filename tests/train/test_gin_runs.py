@@ -1,0 +1,50 @@
+"""Every gin run file parses with its documented companions and configures what it says."""
+
+import os
+
+import gin
+import pytest
+
+from dctformer_tf.train import experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHAPES = ["models/small.gin", "data/shapes.gin", "runs/train.gin", "runs/quickstart.gin"]
+
+
+def _parse(files, bindings=()):
+    gin.clear_config()
+    gin.parse_config_files_and_bindings([os.path.join(ROOT, "gin", f) for f in files],
+                                        ["train.model_dir = '/tmp/x'", *bindings])
+
+
+@pytest.mark.parametrize("run, order, num_classes, loss_from", [
+    ("class_conditional_shapes", "bands", 3, 0),
+    ("upsample_shapes", "bands", 0, 0),
+    ("colorize_shapes", "luma_first", 0, 64),
+])
+def test_shapes_task_runs(run, order, num_classes, loss_from):
+    try:
+        _parse(SHAPES + [f"runs/{run}.gin"])
+        codec, config = experiment.build_codec(), experiment.model_config()
+        experiment.check_codec_matches_model(codec, config)
+        assert (codec.order, codec.resolution, config.num_classes) == (order, 32, num_classes)
+        bound = "build_chunks.loss_from_channel" in gin.config_str()
+        assert (gin.query_parameter("build_chunks.loss_from_channel") if bound else 0) \
+            == loss_from
+    finally:
+        gin.clear_config()
+
+
+@pytest.mark.parametrize("model, data, run, order, num_classes", [
+    ("imagenet", "imagenet", "imagenet_class_conditional", "bands", 1000),
+    ("imagenet", "imagenet", "imagenet_upsample", "bands", 0),
+    ("openimages", "openimages", "openimages_colorize", "luma_first", 0),
+])
+def test_table3_task_runs(model, data, run, order, num_classes):
+    try:
+        _parse([f"models/{model}.gin", f"data/{data}.gin", "runs/train.gin", f"runs/{run}.gin"])
+        codec, config = experiment.build_codec(), experiment.model_config()
+        experiment.check_codec_matches_model(codec, config)
+        assert (codec.order, config.num_classes) == (order, num_classes)
+    finally:
+        gin.clear_config()

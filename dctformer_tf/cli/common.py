@@ -18,8 +18,10 @@ def parse_gin(args, extra_bindings=()) -> None:
     missing = [path for path in args.gin_file if not os.path.exists(path)]
     if missing:
         raise FileNotFoundError(f"gin file not found: {', '.join(missing)}")
-    gin.parse_config_files_and_bindings(args.gin_file, list(args.gin_bindings) + list(extra_bindings))
-
+    # A command owns the whole config: start clean (several commands may run in one process).
+    gin.clear_config()
+    gin.parse_config_files_and_bindings(args.gin_file,
+                                        list(args.gin_bindings) + list(extra_bindings))
 
 
 def setup_logging() -> None:

@@ -9,13 +9,14 @@ import sys
 from dctformer_tf.cli import (
     codec_commands,
     conditional_commands,
+    evaluate_commands,
     export_commands,
     sample_commands,
     train_commands,
 )
 
 COMMAND_MODULES = (codec_commands, train_commands, export_commands, sample_commands,
-                   conditional_commands)
+                   conditional_commands, evaluate_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,143 @@
+"""The whole evaluation of a trained run (`dctformer evaluate`, SPEC §7): bpd with its
+breakdowns and Figure 9 plot, the compression report, and FID / sFID / precision-recall of
+samples against a data split, with the same metrics for the data's own floor (the split
+against the training split) so the numbers can be read.
+
+Writes to `out`: `evaluation.json`, `bpd_per_chunk.png`, and `samples_grid.png`.
+"""
+
+import json
+import logging
+import os
+import re
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from dctformer_tf.data.pipeline import encode_dataset
+from dctformer_tf.data.sources import get_source
+from dctformer_tf.evaluation.bpd import evaluate_bpd
+from dctformer_tf.evaluation.compression import compression_report
+from dctformer_tf.evaluation.plots import save_bpd_per_chunk_plot
+from dctformer_tf.evaluation.sample_metrics import image_set_metrics
+
+log = logging.getLogger("dctformer_tf.evaluation")
+ALL_METRICS = ("bpd", "compression", "fid", "sfid", "pr")
+
+
+def run_source(model_dir: str) -> str:
+    """The `build_sequences.source` of a run, read from its operative gin config."""
+    path = os.path.join(model_dir, "operative_config.gin")
+    try:
+        text = open(path).read()
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: cannot read the run's gin config ({error})") from None
+    match = re.search(r"^build_sequences\.source\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    if not match:
+        raise ValueError(f"{path}: no build_sequences.source; pass --source")
+    return match.group(1)
+
+
+def load_split(source: str, split: str, num: int, resolution: int, **source_kwargs) -> tuple:
+    """(uint8 [N, h, w, 3] images at the run's content size, int32 [N] labels) of a split.
+
+    `shapes` is rendered at the run's resolution; other sources keep their size (the codec
+    resizes them when encoding) and must share one size to be stacked.
+    """
+    if source == "shapes":
+        source_kwargs.setdefault("size", resolution)
+    ds, _ = get_source(source, split, **source_kwargs)
+    images, labels = [], []
+    for example in ds.take(num).as_numpy_iterator():
+        images.append(example["image"])
+        labels.append(example["label"])
+    if len(images) < num:
+        raise ValueError(f"source {source!r} split {split!r} has {len(images)} images, "
+                         f"fewer than the {num} asked")
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "test",
+                 num_images: int = 200, num_samples: int = 1000, features=None,
+                 source: str | None = None, baseline_split: str | None = "train",
+                 seed: int = 0, batch_size: int = 16, settings=None, progress=print,
+                 checkpoint: str | None = None, max_chunks: int | None = None,
+                 **sampler_kwargs) -> dict:
+    """Evaluate a run; see the module docstring.
+
+    Args:
+      metrics: any of ALL_METRICS. bpd and compression score `num_images` images of
+        `split`; fid/sfid/pr compare `num_samples` samples with as many `split` images.
+      features: a `FeatureExtractor` (required for fid/sfid/pr).
+      baseline_split: the floor: `split` against this split with the same metrics (None: no
+        floor).
+      settings: `SamplingSettings` for the samples.
+      checkpoint, sampler_kwargs: passed to `Sampler.from_model_dir` (cache, jit_compile).
+    """
+    from dctformer_tf.sampling import Sampler
+
+    unknown = sorted(set(metrics) - set(ALL_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(ALL_METRICS)}")
+    sample_metrics = [m for m in ("fid", "sfid", "pr") if m in metrics]
+    if sample_metrics and features is None:
+        raise ValueError(f"metrics {sample_metrics} need a feature extractor (--features)")
+    os.makedirs(out, exist_ok=True)
+    sampler = Sampler.from_model_dir(model_dir, checkpoint, **sampler_kwargs)
+    codec, model = sampler.codec, sampler.model
+    source = source or run_source(model_dir)
+    report = {"model_dir": model_dir, "source": source, "split": split}
+
+    if "bpd" in metrics or "compression" in metrics:
+        progress(f"bpd: {num_images} {split} images...")
+        images, labels = load_split(source, split, num_images, codec.resolution)
+        data = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        try:
+            result = evaluate_bpd(model, codec, encode_dataset(data, codec, sampler.max_length),
+                                  sampler.chunk_size, sampler.overlap)
+        except tf.errors.InvalidArgumentError as error:  # a sequence overflowed max_length
+            raise ValueError(f"{source} {split}: {error.message.splitlines()[0]}") from None
+        bits = result.pop("bits_per_image")
+        report["bpd"] = result
+        save_bpd_per_chunk_plot(result, os.path.join(out, "bpd_per_chunk.png"))
+        progress(f"  bpd {result['bpd']:.4f} (channel {result['bpd_channel']:.4f}, position "
+                 f"{result['bpd_position']:.4f}, value {result['bpd_value']:.4f})")
+        if "compression" in metrics:
+            compression = compression_report(bits, images, codec)
+            compression.pop("per_image", None)
+            report["compression"] = compression
+            progress(f"  model / JPEG bits {compression['model_over_jpeg']:.3f}")
+
+    if sample_metrics:
+        real, real_labels = load_split(source, split, num_samples, codec.resolution)
+        progress(f"sampling {num_samples} images...")
+        start = time.perf_counter()
+        label = real_labels if model.num_classes else None  # the split's class balance
+        result = sampler.sample(num_samples, seed, settings, batch_size=batch_size,
+                                max_chunks=max_chunks, label=label)
+        progress(f"  {time.perf_counter() - start:.0f} s, mean length "
+                 f"{result.length.mean():.0f}, unfinished {int((~result.finished).sum())}")
+        fake = np.stack(result.images)
+        from PIL import Image
+
+        from dctformer_tf.sampling.figures import image_grid
+
+        Image.fromarray(image_grid(list(fake[:64]), 8)).save(
+            os.path.join(out, "samples_grid.png"))
+        report["samples"] = image_set_metrics(real, fake, features, sample_metrics)
+        progress(f"  samples vs {split}: {_metric_line(report['samples'])}")
+        if baseline_split:
+            floor, _ = load_split(source, baseline_split, num_samples, codec.resolution)
+            report["floor"] = image_set_metrics(real, floor, features, sample_metrics)
+            report["floor"]["against"] = baseline_split
+            progress(f"  floor ({baseline_split} vs {split}): {_metric_line(report['floor'])}")
+
+    with open(os.path.join(out, "evaluation.json"), "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    return report
+
+
+def _metric_line(result: dict) -> str:
+    names = ("fid", "sfid", "precision", "recall")
+    return ", ".join(f"{n} {result[n]:.3f}" for n in names if n in result)

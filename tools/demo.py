@@ -5,14 +5,15 @@ progressive-decoding strip of paper Figure 2, sequence length, JPEG bits/pixel) 
 round trip `encode` -> `decode`.
 Stage 2 (train): `dctformer train` with gin/runs/quickstart.gin (the `small` model on
 `shapes`, about ten minutes on 2 CPU cores; rerunning resumes or skips a finished run).
-Stage 3 (evaluate): held-out bpd of the `shapes` test split, and the model's bits per image
-against the entropy-coded bits of Pillow's JPEG of the same images at the same quality.
+Stage 3 (evaluate): held-out bpd of the `shapes` test split (with the per-chunk plot), and
+the model's bits per image against the entropy-coded bits of Pillow's JPEG of the same images
+at the same quality (`evaluation.report`, as `dctformer evaluate`).
+Stage 4 (sample): `dctformer sample`: a grid of samples, heat maps, progressive strips.
 
 Usage: python tools/demo.py --out outputs/demo
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -57,42 +58,36 @@ def train_stage(model_dir: str) -> None:
 
 
 def evaluate_stage(model_dir: str, out: str, num_images: int) -> dict:
-    import tensorflow as tf
-
-    from dctformer_tf.data.pipeline import encode_dataset
-    from dctformer_tf.evaluation.bpd import evaluate_bpd
-    from dctformer_tf.evaluation.compression import compression_report
-    from dctformer_tf.export.saved_model import load_trained_model
+    from dctformer_tf.evaluation.report import evaluate_run
 
     print(f"== Evaluate: {num_images} held-out shapes test images ==", flush=True)
-    model, codec, config, max_length = load_trained_model(model_dir)
-    images, labels = shapes_arrays("test", num_images)
-    source = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
-    sequences = encode_dataset(source, codec, max_length)
-    result = evaluate_bpd(model, codec, sequences, config.chunk_size, config.chunk_overlap)
-    compression = compression_report(result.pop("bits_per_image"), images, codec)
-    report = {
-        **result,
-        **{key: compression[key] for key in ("model_bits_per_image",
-                                             "jpeg_entropy_coded_bits_per_image",
-                                             "model_over_jpeg", "jpeg_bpd")},
-    }
-    print(f"   held-out bpd {report['bpd']:.4f} (channel {report['bpd_channel']:.4f}, "
-          f"position {report['bpd_position']:.4f}, value {report['bpd_value']:.4f})")
-    print(f"   per chunk: {', '.join(f'{b:.4f}' for b in report['bpd_per_chunk'])}")
-    print(f"   model {report['model_bits_per_image']:.0f} bits/image vs JPEG q={codec.quality} "
-          f"entropy-coded {report['jpeg_entropy_coded_bits_per_image']:.0f} bits/image "
-          f"(Pillow, optimize=True, headers and tables excluded): ratio "
-          f"{report['model_over_jpeg']:.3f} (target <= 0.8)")
-    with open(os.path.join(out, "evaluation.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    report = evaluate_run(model_dir, out, ("bpd", "compression"), split="test",
+                          num_images=num_images, progress=lambda line: None)
+    bpd, compression = report["bpd"], report["compression"]
+    print(f"   held-out bpd {bpd['bpd']:.4f} (channel {bpd['bpd_channel']:.4f}, "
+          f"position {bpd['bpd_position']:.4f}, value {bpd['bpd_value']:.4f})")
+    print(f"   per chunk: {', '.join(f'{b:.4f}' for b in bpd['bpd_per_chunk'])} "
+          f"(plot: {out}/bpd_per_chunk.png)")
+    print(f"   model {compression['model_bits_per_image']:.0f} bits/image vs JPEG "
+          f"entropy-coded {compression['jpeg_entropy_coded_bits_per_image']:.0f} bits/image "
+          f"(Pillow, same quality, optimize=True, headers and tables excluded): ratio "
+          f"{compression['model_over_jpeg']:.3f} (target <= 0.8)")
     return report
+
+
+def sample_stage(model_dir: str, out: str, num: int) -> None:
+    print(f"== Sample: {num} images (seed 0, temperature 1) ==", flush=True)
+    args = ["sample", "--model_dir", model_dir, "--num", str(num), "--seed", "0",
+            "--out", out]
+    if dctformer(args) != 0:
+        raise SystemExit("demo: sampling failed")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/demo")
     parser.add_argument("--num_eval", type=int, default=200, help="held-out images for bpd")
+    parser.add_argument("--num_samples", type=int, default=16, help="samples in the grid")
     parser.add_argument("--skip_train", action="store_true", help="codec stage only")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -101,6 +96,7 @@ def main(argv=None) -> int:
         model_dir = os.path.join(args.out, "model")
         train_stage(model_dir)
         evaluate_stage(model_dir, args.out, args.num_eval)
+        sample_stage(model_dir, os.path.join(args.out, "samples"), args.num_samples)
     print(f"demo outputs in {args.out}/")
     return 0
 

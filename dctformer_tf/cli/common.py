@@ -18,10 +18,13 @@ def parse_gin(args, extra_bindings=()) -> None:
     missing = [path for path in args.gin_file if not os.path.exists(path)]
     if missing:
         raise FileNotFoundError(f"gin file not found: {', '.join(missing)}")
-    # A command owns the whole config: start clean (several commands may run in one process).
+    # A command owns the whole config: start clean (several commands may run in one process,
+    # as in tools/demo.py). Not finalized: a locked config would refuse the configurables of
+    # modules imported later in the same process (evaluation.features).
     gin.clear_config()
     gin.parse_config_files_and_bindings(args.gin_file,
-                                        list(args.gin_bindings) + list(extra_bindings))
+                                        list(args.gin_bindings) + list(extra_bindings),
+                                        finalize_config=False)
 
 
 def setup_logging() -> None:

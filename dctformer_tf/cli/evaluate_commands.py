@@ -57,5 +57,6 @@ def run_evaluate(args):
         num_samples=args.num_samples, features=make_features(args) if needs_features else None,
         source=args.source, baseline_split=args.baseline_split or None, seed=args.seed,
         batch_size=args.batch_size, settings=settings_from_args(args),
-        checkpoint=args.checkpoint, max_chunks=args.max_chunks, cache=not args.no_cache, jit_compile=not args.no_jit)
+        checkpoint=args.checkpoint, max_chunks=args.max_chunks, max_length=args.max_length,
+        cache=not args.no_cache, jit_compile=not args.no_jit)
     print(f"evaluation written to {args.out}/evaluation.json")

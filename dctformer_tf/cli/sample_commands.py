@@ -31,6 +31,8 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--batch_size", type=int, default=16, help="samples per batch")
     parser.add_argument("--max_chunks", type=int, default=None,
                         help="stop after this many chunks (default: until every EOS)")
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="sequence buffer incl. EOS (default: the run's max_length)")
     parser.add_argument("--no_cache", action="store_true",
                         help="the slow reference loop without decoder caches")
     parser.add_argument("--no_jit", action="store_true", help="do not compile with XLA")
@@ -56,7 +58,7 @@ def settings_from_args(args) -> SamplingSettings:
 def load_sampler(args):
     from dctformer_tf.sampling import Sampler
 
-    return Sampler.from_model_dir(args.model_dir, args.checkpoint,
+    return Sampler.from_model_dir(args.model_dir, args.checkpoint, max_length=args.max_length,
                                   cache=not args.no_cache, jit_compile=not args.no_jit)
 
 

@@ -34,9 +34,7 @@ SUMMED = {"upsample": "luma_block_psnr_db", "colorize": "luma_psnr_db"}
 def task_figure(task: str, model_dir: str, args) -> tuple:
     """(uint8 figure, JSON-ready dict) of one task over the chosen test images."""
     print(f"Loading {model_dir} for {task}...", flush=True)
-    sampler = cond.conditional_sampler(
-        Sampler.from_model_dir(model_dir, jit_compile=not args.no_jit), task,
-        jit_compile=not args.no_jit)
+    sampler = Sampler.from_model_dir(model_dir, jit_compile=not args.no_jit)
     codec = sampler.codec
     settings = SamplingSettings.uniform(temperature=args.temperature, top_p=args.top_p)
     originals, _ = shapes_arrays("test", args.num_images, start=args.start,

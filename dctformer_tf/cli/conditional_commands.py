@@ -73,8 +73,7 @@ def run_conditional(args, task: str) -> None:
         make_prefix(codec, image, name=path)
     originals = [codec.content_pixels(load_image(path), name=path) for path in args.original]
 
-    sampler = conditional.conditional_sampler(load_sampler(args), task,
-                                              jit_compile=not args.no_jit)
+    sampler = load_sampler(args)
     draw = conditional.upsample if task == "upsample" else conditional.colorize
     os.makedirs(args.out, exist_ok=True)
     figure, report = [], []

@@ -11,10 +11,10 @@ Both tasks rest on the channel order:
 The sampler forces the prefix and draws the rest. Forcing the elements alone is not enough:
 the prefix lists only the non-zero coefficients of its channels, and the sampler's masks
 would let the model add elements to those channels after the prefix (a DC term the input has
-as zero, or a Y channel above the input's last non-zero one). `conditional_sampler` closes
-them: it wraps the model in `ChannelFloor`, which masks channel logits below the first
-channel outside the prefix, so every draw after the prefix lies in the channels the task
-leaves free. Prefix elements are fed, never drawn, so the mask does not touch them.
+as zero, or a Y channel above the input's last non-zero one). `upsample` and `colorize`
+close them with the sampler's `min_channel` (`first_free_channel`): every draw after the
+prefix lies in the channels the task leaves free. Prefix elements are fed, never drawn, so
+the mask does not touch them.
 
 Letters: S block size, R canvas side, G = R/S, C = 3·S² channels.
 """
@@ -22,11 +22,8 @@ Letters: S block size, R canvas side, G = R/S, C = 3·S² channels.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from dctformer_tf.dct.order import channel_bands, channel_components
-from dctformer_tf.sampling.decoding import CachedDecoding
-from dctformer_tf.sampling.processors import MASKED
 from dctformer_tf.sampling.sampler import Sampler, SampleResult
 
 TASKS = ("upsample", "colorize")
@@ -296,68 +293,6 @@ def colorize_fidelity(codec, prefix: np.ndarray, triples: np.ndarray, length: in
 # ----------------------------------------------------------------------------- sampling
 
 
-class ChannelFloor:
-    """A `DCTransformer` whose channel logits below `first_channel` are masked.
-
-    Wraps the model for the sampler's decoding interface (`decode_channel_step` for cached
-    decoding, `channel_decoder` for the no-cache loop); everything else is the model's.
-
-    Args:
-      model: a built `DCTransformer`.
-      first_channel: int. The lowest channel id the model may draw (EOS stays allowed).
-    """
-
-    def __init__(self, model, first_channel: int):
-        self.model = model
-        self.first_channel = first_channel
-
-    def __getattr__(self, name):
-        if name == "model":  # not set yet (e.g. while copying): no recursion
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
-    @property
-    def channel_decoder(self):
-        return _FlooredChannelDecoder(self.model.channel_decoder, self)
-
-    def floor(self, logits):
-        """float [..., C + 1] -> logits with the channels below first_channel MASKED."""
-        below = tf.range(tf.shape(logits)[-1]) < self.first_channel
-        return tf.where(below, tf.cast(MASKED, logits.dtype), logits)
-
-    def decode_channel_step(self, cache: dict, previous_triple, step, label=None):
-        logits, cache = self.model.decode_channel_step(cache, previous_triple, step,
-                                                       label=label)
-        return self.floor(logits), cache
-
-
-class _FlooredChannelDecoder:
-    """The channel decoder's full-window call with `ChannelFloor.floor` on its logits."""
-
-    def __init__(self, decoder, floor: ChannelFloor):
-        self.decoder = decoder
-        self.owner = floor
-
-    def __call__(self, *args, **kwargs):
-        logits, hidden = self.decoder(*args, **kwargs)
-        return self.owner.floor(logits), hidden
-
-
-def conditional_sampler(sampler: Sampler, task: str, jit_compile: bool = True) -> Sampler:
-    """A sampler over the same model, chunking and cache mode that draws nothing in the
-    task's prefix channels (see the module docstring).
-
-    Build it once and reuse it across inputs: its compiled chunk is reused. A sampler that
-    already has the task's floor is returned as it is.
-    """
-    first = first_free_channel(sampler.codec, task)
-    if isinstance(sampler.model, ChannelFloor) and sampler.model.first_channel == first:
-        return sampler
-    return Sampler(ChannelFloor(sampler.model, first), sampler.codec, sampler.chunk_size,
-                   sampler.overlap, sampler.max_length,
-                   cache=isinstance(sampler.decoding, CachedDecoding), jit_compile=jit_compile)
-
-
 @dataclasses.dataclass
 class ConditionalSamples:
     """Samples of one conditional input.
@@ -390,17 +325,18 @@ def upsample(sampler: Sampler, low_res_image: np.ndarray, num: int, seed: int,
     """×S super-resolution: `num` samples whose DC band is the low-resolution input.
 
     Args:
-      sampler: from `conditional_sampler(..., "upsample")`; any other sampler of a "bands"
-        model is wrapped here (with XLA, compiled again on every call).
+      sampler: a `Sampler` of a "bands" model (reused across inputs: compiled once).
       low_res_image: uint8 [h', w', 3], see `downsample_prefix`.
       sample_kwargs: settings, batch_size, max_chunks, label (as `Sampler.sample`).
     """
-    sampler = conditional_sampler(sampler, "upsample")
+    check_task_order(sampler.codec, "upsample")
     prefix, content_hw = downsample_prefix(sampler.codec, low_res_image, name=name)
     low_res = np.asarray(low_res_image)
     if low_res.ndim == 2:
         low_res = np.repeat(low_res[..., None], 3, axis=2)
-    result = sampler.sample(num, seed, prefix=prefix, content_hw=content_hw, **sample_kwargs)
+    result = sampler.sample(num, seed, prefix=prefix, content_hw=content_hw,
+                            min_channel=first_free_channel(sampler.codec, "upsample"),
+                            **sample_kwargs)
     fidelity = [upsample_fidelity(sampler.codec, prefix, result.triples[n],
                                   int(result.length[n]), result.images[n], low_res)
                 for n in range(num)]
@@ -413,15 +349,16 @@ def colorize(sampler: Sampler, gray_image: np.ndarray, num: int, seed: int,
     """Colorization: `num` samples whose luma is the grayscale input's.
 
     Args:
-      sampler: from `conditional_sampler(..., "colorize")`; any other sampler of a
-        "luma_first" model is wrapped here (with XLA, compiled again on every call).
+      sampler: a `Sampler` of a "luma_first" model (reused across inputs: compiled once).
       gray_image: uint8 [H, W] or [H, W, 3], see `luma_prefix`.
       sample_kwargs: settings, batch_size, max_chunks, label (as `Sampler.sample`).
     """
-    sampler = conditional_sampler(sampler, "colorize")
+    check_task_order(sampler.codec, "colorize")
     prefix, content_hw = luma_prefix(sampler.codec, gray_image, name=name)
     gray = sampler.codec.content_pixels(gray_rgb(gray_image), name=name)
-    result = sampler.sample(num, seed, prefix=prefix, content_hw=content_hw, **sample_kwargs)
+    result = sampler.sample(num, seed, prefix=prefix, content_hw=content_hw,
+                            min_channel=first_free_channel(sampler.codec, "colorize"),
+                            **sample_kwargs)
     fidelity = [colorize_fidelity(sampler.codec, prefix, result.triples[n],
                                   int(result.length[n]), result.images[n], gray)
                 for n in range(num)]

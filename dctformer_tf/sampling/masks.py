@@ -84,13 +84,17 @@ def last_allowed_position(geometry: MaskGeometry, cells) -> tf.Tensor:
 
 
 def channel_allowed(geometry: MaskGeometry, cells, previous_channel, previous_position,
-                    last_slot) -> tf.Tensor:
+                    last_slot, min_channel=None) -> tf.Tensor:
     """bool [B, C + 1]: channels allowed after `(previous_channel, previous_position)`.
 
     Args:
       cells: int32 [B, 2] content cells.
       previous_channel, previous_position: int32 [B], −1 at sequence start.
       last_slot: bool [B], the element is the last the sequence buffer holds: only EOS.
+      min_channel: int32 [B] or None. Channels below it are never drawn (EOS stays allowed):
+        after a forced prefix that owns channels 0 … min_channel − 1 (super-resolution,
+        colorization), where the prefix lists only their non-zero terms and the ordering
+        rule alone would let the model add more.
     """
     channels = tf.range(geometry.eos + 1)[None, :]  # [1, C + 1]
     prev_c = previous_channel[:, None]
@@ -101,6 +105,8 @@ def channel_allowed(geometry: MaskGeometry, cells, previous_channel, previous_po
     prev_last = tf.gather(last, prev_index, batch_dims=1)  # [B]
     same_open = (previous_channel >= 0) & (previous_position < prev_last)
     allowed = (channels > prev_c) | ((channels == prev_c) & same_open[:, None])
+    if min_channel is not None:
+        allowed &= channels >= min_channel[:, None]
     eos = channels == geometry.eos
     return tf.where(last_slot[:, None], eos, allowed | eos)
 

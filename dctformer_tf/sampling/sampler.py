@@ -137,7 +137,8 @@ class Sampler:
 
         Args:
           state: {"triples" int32 [B, L_max, 3], "length" int32 [B], "done" bool [B],
-            "forced_length" int32 [B], "cells" int32 [B, 2], "label" int32 [B]}.
+            "forced_length" int32 [B], "cells" int32 [B, 2], "label" int32 [B],
+            "min_channel" int32 [B]}.
           k: int32 [] chunk index.
           seed: int32 [2] the batch's stateless seed.
           temperature, top_k, top_p: per-head settings, [3] each (HEADS order).
@@ -176,7 +177,8 @@ class Sampler:
 
             logits, decoder_state = self.decoding.channel(decoder_state, previous_input, t)
             allowed = masks.channel_allowed(self.geometry, cells, previous_c, previous_p,
-                                            tf.fill([batch], i == self.max_length - 1))
+                                            tf.fill([batch], i == self.max_length - 1),
+                                            state["min_channel"])
             channel = tf.where(fed, current[:, 0], draw(logits, allowed, 0, t))
 
             logits, decoder_state = self.decoding.position(decoder_state, channel, t)
@@ -207,7 +209,7 @@ class Sampler:
     # ------------------------------------------------------------------ set-up
 
     def initial_state(self, batch: int, label=None, prefix=None, prefix_length=None,
-                      content_hw=None) -> dict:
+                      content_hw=None, min_channel=None) -> dict:
         """The state before chunk 0: a forced prefix copied in, nothing else.
 
         Args:
@@ -215,6 +217,8 @@ class Sampler:
           prefix: int [B, Lp, 3] triples to force (no EOS); None for no prefix.
           prefix_length: int [B] valid prefix elements (default Lp).
           content_hw: int [B, 2] content size in pixels (default the full canvas).
+          min_channel: int [B] (or a scalar): nothing is drawn in lower channels (see
+            `masks.channel_allowed`); default 0.
         """
         resolution = self.codec.resolution
         if content_hw is None:
@@ -258,6 +262,8 @@ class Sampler:
             "forced_length": tf.constant(forced_length),
             "cells": cells,
             "label": tf.constant(label),
+            "min_channel": tf.constant(np.broadcast_to(
+                np.asarray(0 if min_channel is None else min_channel, np.int32), (batch,))),
         }
 
     def first_chunk(self, forced_length) -> int:
@@ -295,10 +301,11 @@ class Sampler:
 
     def sample(self, num: int, seed: int, settings: SamplingSettings | None = None,
                batch_size: int = 16, max_chunks: int | None = None, label=None, prefix=None,
-               prefix_length=None, content_hw=None) -> SampleResult:
+               prefix_length=None, content_hw=None, min_channel=None) -> SampleResult:
         """Draw `num` samples in batches of `batch_size` (batch j uses seed `(seed, j)`).
 
-        `label`, `prefix`, `prefix_length`, `content_hw` are as in `initial_state`, given for
+        `label`, `prefix`, `prefix_length`, `content_hw`, `min_channel` are as in
+        `initial_state`, given for
         all `num` samples (leading dimension `num`) or broadcast (a scalar label, one prefix
         [Lp, 3], one content size [2]).
         """
@@ -312,7 +319,8 @@ class Sampler:
                 size, seed, settings, max_chunks, batch_index=j,
                 label=_rows(label, take, num), prefix=_rows(prefix, take, num, rank=3),
                 prefix_length=_rows(prefix_length, take, num),
-                content_hw=_rows(content_hw, take, num, rank=2)))
+                content_hw=_rows(content_hw, take, num, rank=2),
+                min_channel=_rows(min_channel, take, num)))
         merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         images = [self.decode(merged["triples"][n], merged["length"][n], merged["cells"][n])
                   for n in range(num)]
@@ -346,6 +354,7 @@ class Sampler:
             "forced_length": tf.zeros([num], tf.int32),
             "cells": masks.content_cells(tf.fill([num, 2], resolution), self.codec.block_size),
             "label": tf.fill([num], tf.cast(0 if label is None else label, tf.int32)),
+            "min_channel": tf.zeros([num], tf.int32),
         }
         seed_pair = tf.stack([tf.cast(seed, tf.int32), 0])
         _, state = tf.while_loop(

@@ -30,9 +30,8 @@ def _sequence(triples, length):
 
 
 def _sampler(model, codec, task):
-    sampler = Sampler(model, codec, TINY.chunk_size, TINY.chunk_overlap, MAX_LENGTH,
-                      jit_compile=False)
-    return cond.conditional_sampler(sampler, task, jit_compile=False)
+    return Sampler(model, codec, TINY.chunk_size, TINY.chunk_overlap, MAX_LENGTH,
+                   jit_compile=False)
 
 
 @pytest.fixture(scope="module")
@@ -128,22 +127,6 @@ def test_every_colorized_sample_keeps_the_luma(colorized):
             assert not np.array_equal(a, b)
 
 
-def test_channel_floor_masks_only_the_prefix_channels_on_both_decoding_paths(tiny_model):
-    import tensorflow as tf
-
-    floored = cond.ChannelFloor(tiny_model, 3)
-    encoded = tiny_model.encode(tf.zeros([2, 4, 4, 192], tf.int32))
-    inputs = tf.constant(np.random.default_rng(5).integers(0, 16, (2, 6, 3)), tf.int32)
-    plain, _ = tiny_model.channel_decoder(inputs, encoded)
-    masked, _ = floored.channel_decoder(inputs, encoded)
-    cache = tiny_model.init_cache(encoded, TINY.chunk_size + TINY.chunk_overlap)
-    step, _ = tiny_model.decode_channel_step(cache, inputs[:, 0], 0)
-    step_masked, _ = floored.decode_channel_step(cache, inputs[:, 0], 0)
-    for reference, got in ((plain, masked), (step, step_masked)):
-        assert (got.numpy()[..., :3] <= -1e8).all()
-        np.testing.assert_array_equal(got.numpy()[..., 3:], reference.numpy()[..., 3:])
-
-
 def test_without_the_floor_a_model_adds_to_the_prefix_channels():
     """The prefix lists only non-zero DC terms: a model that likes to stay in its previous
     channel (the stub) adds DC terms after it unless the floor forbids them."""
@@ -152,9 +135,9 @@ def test_without_the_floor_a_model_adds_to_the_prefix_channels():
     prefix, _ = cond.downsample_prefix(BANDS, low)
     plain = Sampler(RandomModel(BANDS, 16, 5), BANDS, 16, 5, 64, jit_compile=False)
     kept = {}
-    for name, sampler in (("plain", plain), ("floored", cond.conditional_sampler(
-            plain, "upsample", jit_compile=False))):
-        result = sampler.sample(8, seed=0, prefix=prefix, max_chunks=1)
+    for name, floor in (("plain", None), ("floored", cond.first_free_channel(BANDS,
+                                                                             "upsample"))):
+        result = plain.sample(8, seed=0, prefix=prefix, max_chunks=1, min_channel=floor)
         kept[name] = [np.array_equal(cond.dc_band(BANDS, t, n), prefix)
                       for t, n in zip(result.triples, result.length, strict=True)]
     assert not all(kept["plain"])

@@ -79,3 +79,11 @@ def test_check_triples_valid_accepts_real_sequences_and_names_the_bad_element(rn
     bad[[3, 4]] = bad[[4, 3]]
     with pytest.raises(ValueError, match="element 4"):
         masks.check_triples_valid(GEOMETRY, bad, (32, 32), 8)
+
+
+def test_min_channel_closes_the_prefix_channels_but_not_eos():
+    allowed = masks.channel_allowed(GEOMETRY, FULL, tf.constant([0]), tf.constant([3]),
+                                    tf.constant([False]), tf.constant([3])).numpy()[0]
+    assert not allowed[:3].any() and allowed[3:].all()
+    # Without it, channel 0 (positions left after 3) and 1, 2 stay open.
+    assert _channels(0, 3)[:3].all()

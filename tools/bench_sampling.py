@@ -20,10 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dctformer_tf.dct import SparseCodec  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 from dctformer_tf.sampling import Sampler  # noqa: E402
 
 GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
@@ -37,12 +37,8 @@ def random_model(name: str, window: int, overlap: int):
         [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}"])
     keras.utils.set_random_seed(0)
     model = gin_build_model()  # built, random weights
-    rng = np.random.default_rng(0)
-    for v in model.trainable_variables:  # ReZero alphas start at 0: make every layer count
-        if "alpha" in v.path:
-            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
-    bias = model.channel_decoder.output_dense.bias
-    bias.assign(bias.numpy() - 0.5 * np.arange(bias.shape[0]))
+    open_rezero_branches(model)
+    favour_long_samples(model)
     codec = SparseCodec(block_size=model.block_size, clip=model.clip,
                         resolution=model.grid_size * model.block_size)
     return model, codec

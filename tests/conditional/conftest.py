@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches
 
 TINY = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads=2,
                    encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],
@@ -23,12 +24,8 @@ def build_tiny_model():
     keras.utils.set_random_seed(0)
     model = DCTransformer(**TINY.model_kwargs())
     model.build(TINY.input_shapes())
-    rng = np.random.default_rng(1)
-    for v in model.trainable_variables:
-        if "alpha" in v.path:
-            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
-    bias = model.channel_decoder.output_dense.bias
-    bias.assign(bias.numpy() - 0.5 * np.arange(bias.shape[0]))
+    open_rezero_branches(model, seed=1)
+    favour_long_samples(model)
     bias = model.value_decoder.output_dense.bias
     bias.assign(bias.numpy() - 2.0 * np.abs(np.arange(bias.shape[0]) - TINY.clip))
     return model

@@ -6,10 +6,12 @@ import pytest
 import tensorflow as tf
 
 from dctformer_tf.data.shapes import shapes_arrays
-from dctformer_tf.dct import SparseCodec, np_ops
+from dctformer_tf.dct import SparseCodec
 from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.model.dctransformer import DCTransformer
+from dctformer_tf.model.random_init import open_rezero_branches
+from tests.hand_likelihood import hand_log_likelihoods
 
 CONFIG = ModelConfig(resolution=16, block_size=8, clip=200, d_model=16, num_heads=2, key_size=8,
                      encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],
@@ -24,11 +26,7 @@ def setup():
     codec = SparseCodec(block_size=8, quality=75, clip=200, resolution=16)
     model = DCTransformer(**CONFIG.model_kwargs())
     model.build(CONFIG.input_shapes())
-    rng = np.random.default_rng(3)
-    # ReZero alphas start at 0, where every window would score alike; open the branches.
-    for v in model.trainable_variables:
-        if "alpha" in v.path:
-            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
+    open_rezero_branches(model, seed=3)  # at alpha = 0 every window would score alike
     images, _ = shapes_arrays("test", 2, size=16)
     sequences = [codec.encode(image, max_length=MAX_LENGTH) for image in images]
     return model, codec, sequences
@@ -36,28 +34,8 @@ def setup():
 
 def _hand_bits(model, codec, triples):
     """Bits of each element by component, float64 [3, L], one forward pass per chunk."""
-    chunk, overlap, window = CONFIG.chunk_size, CONFIG.chunk_overlap, CONFIG.window
-    c = codec.dct_channels
-    start = np.array([c + 1, codec.num_positions, codec.num_values])  # one past each vocabulary
-    bits = np.zeros((3, len(triples)))
-    for k in range(-(-len(triples) // chunk)):
-        first, end = k * chunk, min((k + 1) * chunk, len(triples))
-        w0 = max(0, first - overlap)
-        targets = np.zeros((window, 3), np.int32)
-        targets[: end - w0] = triples[w0:end]
-        previous = start if w0 == 0 else triples[w0 - 1]
-        inputs = np.concatenate([previous[None], targets[:-1]]).astype(np.int32)
-        partial = np_ops.sparse_to_dense(triples[:first], codec, codec.grid)
-        logits = model({"partial_image": partial[None], "inputs": inputs[None],
-                        "targets": targets[None]})
-        logp = [tf.nn.log_softmax(logits[f"{name}_logits"][0]).numpy() for name in COMPONENTS]
-        for t in range(first - w0, end - w0):
-            ch, pos, val = targets[t]
-            bits[0, w0 + t] = -logp[0][t, ch] / np.log(2)
-            if ch != c:  # EOS has no position or value
-                bits[1, w0 + t] = -logp[1][t, pos] / np.log(2)
-                bits[2, w0 + t] = -logp[2][t, val] / np.log(2)
-    return bits
+    return -hand_log_likelihoods(model, codec, CONFIG.chunk_size, CONFIG.chunk_overlap,
+                                 triples) / np.log(2)
 
 
 def test_per_chunk_component_bpd_matches_hand_scores_and_adds_up(setup):

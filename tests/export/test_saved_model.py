@@ -13,9 +13,9 @@ import tensorflow as tf
 from PIL import Image
 
 from dctformer_tf.data.shapes import shapes_arrays
-from dctformer_tf.dct import np_ops
 from dctformer_tf.export.saved_model import export_saved_model, load_trained_model
 from dctformer_tf.sampling import Sampler, SamplingSettings
+from tests.hand_likelihood import hand_log_likelihoods
 from tests.train.test_experiment import _train
 
 LOAD_WITHOUT_PROJECT = r"""
@@ -44,33 +44,6 @@ def exported(tmp_path_factory):
     return str(run), out
 
 
-def _hand_log_likelihood(model, codec, config, triples):
-    """Per-element log-likelihood, chunk by chunk, built with numpy from the definitions."""
-    chunk, overlap = config.chunk_size, config.chunk_overlap
-    c, p, v = codec.dct_channels, codec.num_positions, codec.num_values
-    start = np.array([c + 1, p, v])  # START triple: one past each vocabulary
-    out = np.zeros(len(triples))
-    for k in range(-(-len(triples) // chunk)):
-        first, end = k * chunk, min((k + 1) * chunk, len(triples))
-        w0 = max(0, first - overlap)
-        window = config.window
-        targets = np.zeros((window, 3), np.int32)
-        targets[: end - w0] = triples[w0:end]
-        previous = start if w0 == 0 else triples[w0 - 1]
-        inputs = np.concatenate([previous[None], targets[:-1]]).astype(np.int32)
-        partial = np_ops.sparse_to_dense(triples[:first], codec, codec.grid)
-        logits = model({"partial_image": partial[None], "inputs": inputs[None],
-                        "targets": targets[None]})
-        logp = {k2: tf.nn.log_softmax(val[0]).numpy() for k2, val in logits.items()}
-        for t in range(first - w0, end - w0):
-            ch, pos, val = targets[t]
-            ll = logp["channel_logits"][t, ch]
-            if ch != c:
-                ll += logp["position_logits"][t, pos] + logp["value_logits"][t, val]
-            out[w0 + t] = ll
-    return out
-
-
 def test_saved_model_loads_without_project_code_and_matches_keras(exported, tmp_path):
     run, saved = exported
     image = shapes_arrays("test", 1, size=32)[0][0]
@@ -90,7 +63,8 @@ def test_saved_model_loads_without_project_code_and_matches_keras(exported, tmp_
     np.testing.assert_array_equal(got["triples"][:length], expected)
     np.testing.assert_array_equal(got["content_hw"], [32, 32])
 
-    hand = _hand_log_likelihood(model, codec, config, expected)
+    hand = hand_log_likelihoods(model, codec, config.chunk_size, config.chunk_overlap,
+                                expected).sum(axis=0)
     np.testing.assert_allclose(got["log_likelihood"][:length], hand, atol=1e-5, rtol=1e-5)
     assert not got["log_likelihood"][length:].any()
     parts = got["channel"] + got["position"] + got["value"]

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches
 from dctformer_tf.sampling import Sampler, SamplingSettings, masks
 from tests.sampling.stub_model import RandomModel, ScriptedModel, random_sequence
 
@@ -122,14 +123,8 @@ def tiny_model():
     keras.utils.set_random_seed(0)
     model = DCTransformer(**TINY.model_kwargs())
     model.build(TINY.input_shapes())
-    rng = np.random.default_rng(1)
-    for v in model.trainable_variables:  # ReZero alphas start at 0: make every layer count
-        if "alpha" in v.path:
-            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
-    # An untrained model jumps to high channels and ends its samples within a few elements;
-    # favour low channels (EOS = the last, least likely) so that samples span chunks.
-    bias = model.channel_decoder.output_dense.bias
-    bias.assign(bias.numpy() - 0.5 * np.arange(bias.shape[0]))
+    open_rezero_branches(model, seed=1)
+    favour_long_samples(model)  # so that samples span chunks
     return model
 
 

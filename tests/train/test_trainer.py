@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import open_rezero_branches
 from dctformer_tf.train.trainer import DCTransformerTrainer
 
 CONFIG = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads=2,
@@ -36,13 +37,6 @@ def _trainer(weights=None):
     return model
 
 
-def _randomize_alphas(model, rng):
-    # ReZero alphas start at 0, which would make every branch (and the test) trivial.
-    for v in model.trainable_variables:
-        if "alpha" in v.path:
-            v.assign(rng.uniform(0.5, 1.0, v.shape).astype(np.float32))
-
-
 def _numpy_loss(model, batch):
     logits = model(batch)
     log_probs = {k: tf.nn.log_softmax(v).numpy() for k, v in logits.items()}
@@ -57,7 +51,7 @@ def _numpy_loss(model, batch):
 
 def test_loss_is_nats_per_loss_token():
     model = _trainer()
-    _randomize_alphas(model, np.random.default_rng(1))
+    open_rezero_branches(model, seed=1)
     batch = _batch()
     result = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
     assert result["loss"] == pytest.approx(_numpy_loss(model, batch), rel=1e-5)
@@ -68,7 +62,7 @@ def test_loss_is_nats_per_loss_token():
 
 def test_mirrored_and_default_strategies_agree_and_train(two_cpu_strategy):
     reference = _trainer()
-    _randomize_alphas(reference, np.random.default_rng(2))
+    open_rezero_branches(reference, seed=2)
     weights = reference.get_weights()
     batch = _batch(seed=3, batch=4)
     data = tf.data.Dataset.from_tensors(batch)

@@ -151,6 +151,7 @@ def test_same_seed_same_images_other_seed_other_images(tiny_model):
         np.testing.assert_array_equal(image, CODEC.decode(triples[:n], 32, 32))
 
 
+@pytest.mark.slow  # ~40-70 s of training: `make test-slow`
 def test_a_model_that_memorised_one_image_samples_it_back():
     """End to end: train on every chunk of one sequence until the loss is ~0, then greedy
     sampling (top_k = 1) must reproduce that sequence exactly, through 6 chunks."""

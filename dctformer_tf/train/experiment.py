@@ -28,6 +28,7 @@ from dctformer_tf.data.pipeline import encode_dataset
 from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.train.bpd_callback import HeldOutBpd
 from dctformer_tf.train.callbacks import CheckpointEveryEpoch, StopAtTokenBudget, TensorBoardScalars
 from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
@@ -138,6 +139,7 @@ def train(
     sample_every: int = 0,
     sample_num: int = 4,
     sample_max_chunks: int | None = None,
+    bpd_eval_images: int = 0,
 ) -> keras.callbacks.History:
     """Train a DCTransformer on chunks of sparse DCT sequences.
 
@@ -156,6 +158,8 @@ def train(
         MirroredStrategy).
       sample_every: write a grid of `sample_num` samples (fixed seed) to TensorBoard every
         this many steps, on the chief; 0 = never. sample_max_chunks caps their length.
+      bpd_eval_images: whole-sequence bpd of this many held-out ("test") images after every
+        epoch, to TensorBoard `eval/bpd*` (0 = off).
     """
     if (total_steps is None) == (tokens is None):
         raise ValueError("train: give exactly one of total_steps and tokens "
@@ -235,6 +239,10 @@ def train(
             gin.query_parameter("build_sequences.max_length"),
             os.path.join(model_dir, "tensorboard"), sample_every, sample_num, seed,
             sample_max_chunks, config.num_classes))
+    if bpd_eval_images and is_chief(dist):
+        held_out = build_sequences(codec, "test", num_eval_examples=bpd_eval_images).cache()
+        callbacks.append(HeldOutBpd(codec, config.chunk_size, config.chunk_overlap, held_out,
+                                    os.path.join(model_dir, "tensorboard")))
     log.info("Training %d steps (%d epochs of %d) from epoch %d...", total_steps, epochs,
              steps_per_epoch, initial_epoch)
     history = model.fit(

@@ -42,7 +42,7 @@ def _train(model_dir, *bindings):
 def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3",
                      "train.sample_every = 3", "train.sample_num = 2",
-                     "train.sample_max_chunks = 1")
+                     "train.sample_max_chunks = 1", "train.bpd_eval_images = 3")
     losses = history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert losses[1] < losses[0]
@@ -72,6 +72,19 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     width, height, png = grids[0].tensor_proto.string_val  # TF image summaries: w, h, PNG
     assert (int(width), int(height)) == (2 * 32 + 2, 32)
     assert tf.io.decode_png(png).shape == (32, 66, 3)
+
+    # Whole-sequence held-out bpd after each epoch, its parts adding up.
+    held_out = EventAccumulator(str(tmp_path / "tensorboard" / "eval"),
+                                size_guidance={"tensors": 0}).Reload()
+
+    def values(tag):
+        return [float(tf.make_ndarray(e.tensor_proto)) for e in held_out.Tensors(tag)]
+
+    assert [e.step for e in held_out.Tensors("eval/bpd")] == [3, 6]
+    parts = np.add(np.add(values("eval/bpd_channel"), values("eval/bpd_position")),
+                   values("eval/bpd_value"))
+    np.testing.assert_allclose(parts, values("eval/bpd"), rtol=1e-5)
+    assert all(0 < b < 20 for b in values("eval/bpd"))
 
 
 def test_rerun_resumes_from_the_last_checkpoint(tmp_path, caplog):

@@ -12,6 +12,7 @@ import os
 import re
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -114,8 +115,10 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
         progress(f"sampling {num_samples} images...")
         start = time.perf_counter()
         label = real_labels if model.num_classes else None  # the split's class balance
+        bar = keras.utils.Progbar(num_samples, unit_name="sample")
         result = sampler.sample(num_samples, seed, settings, batch_size=batch_size,
-                                max_chunks=max_chunks, label=label)
+                                max_chunks=max_chunks, label=label,
+                                on_batch=lambda done, _: bar.update(done))
         progress(f"  {time.perf_counter() - start:.0f} s, mean length "
                  f"{result.length.mean():.0f}, unfinished {int((~result.finished).sum())}")
         fake = np.stack(result.images)

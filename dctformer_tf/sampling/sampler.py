@@ -301,13 +301,15 @@ class Sampler:
 
     def sample(self, num: int, seed: int, settings: SamplingSettings | None = None,
                batch_size: int = 16, max_chunks: int | None = None, label=None, prefix=None,
-               prefix_length=None, content_hw=None, min_channel=None) -> SampleResult:
+               prefix_length=None, content_hw=None, min_channel=None,
+               on_batch=None) -> SampleResult:
         """Draw `num` samples in batches of `batch_size` (batch j uses seed `(seed, j)`).
 
         `label`, `prefix`, `prefix_length`, `content_hw`, `min_channel` are as in
         `initial_state`, given for
         all `num` samples (leading dimension `num`) or broadcast (a scalar label, one prefix
-        [Lp, 3], one content size [2]).
+        [Lp, 3], one content size [2]). `on_batch(done, num)` is called after each batch
+        (progress bars).
         """
         if num < 1:
             raise ValueError(f"num must be positive, got {num}")
@@ -321,6 +323,8 @@ class Sampler:
                 prefix_length=_rows(prefix_length, take, num),
                 content_hw=_rows(content_hw, take, num, rank=2),
                 min_channel=_rows(min_channel, take, num)))
+            if on_batch is not None:
+                on_batch(first + size, num)
         merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         images = [self.decode(merged["triples"][n], merged["length"][n], merged["cells"][n])
                   for n in range(num)]

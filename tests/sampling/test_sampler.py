@@ -141,7 +141,9 @@ def test_cached_and_no_cache_sampling_give_identical_triples(tiny_model):
 def test_same_seed_same_images_other_seed_other_images(tiny_model):
     sampler = Sampler(tiny_model, CODEC, 24, 8, 256)
     a = sampler.sample(3, seed=1, max_chunks=2)
-    b = sampler.sample(3, seed=1, max_chunks=2)
+    calls = []
+    b = sampler.sample(3, seed=1, max_chunks=2, on_batch=lambda *args: calls.append(args))
+    assert calls == [(3, 3)]  # one batch of 3 (batch_size 16): progress reported once
     c = sampler.sample(3, seed=2, max_chunks=2)
     np.testing.assert_array_equal(a.triples, b.triples)
     assert not np.array_equal(a.triples, c.triples)

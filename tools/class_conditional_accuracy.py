@@ -16,22 +16,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # noqa: E402
 from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
 from dctformer_tf.sampling import Sampler, SamplingSettings  # noqa: E402
 from dctformer_tf.sampling.figures import image_grid  # noqa: E402
-
-
-def to_classifier_size(images: np.ndarray, classifier) -> np.ndarray:
-    """uint8 [N, h, w, 3] -> uint8 at the classifier's input size (bilinear)."""
-    size = classifier.input_shape[1]
-    if images.shape[1:3] == (size, size):
-        return images
-    resized = tf.image.resize(tf.cast(images, tf.float32), (size, size), method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
 
 
 def main(argv=None) -> int:
@@ -53,8 +43,8 @@ def main(argv=None) -> int:
                          f"(num_classes = {sampler.model.num_classes})")
     resolution = sampler.codec.resolution
     real, labels = shapes_arrays("test", 1000, size=resolution)
-    real_accuracy = {name: float(np.mean(classify(classifier, to_classifier_size(
-        real[labels == k], classifier)) == k)) for k, name in enumerate(SHAPE_CLASSES)}
+    real_accuracy = {name: float(np.mean(classify(classifier, real[labels == k]) == k))
+                     for k, name in enumerate(SHAPE_CLASSES)}
     settings = SamplingSettings.uniform(temperature=args.temperature, top_p=args.top_p)
     report = {"model_dir": args.model_dir, "temperature": args.temperature,
               "top_p": args.top_p, "real_test_accuracy": real_accuracy, "samples": {}}
@@ -64,7 +54,7 @@ def main(argv=None) -> int:
         result = sampler.sample(args.num_per_class, args.seed + k, settings,
                                 batch_size=args.batch_size, label=k)
         images = np.stack(result.images)
-        predicted = classify(classifier, to_classifier_size(images, classifier))
+        predicted = classify(classifier, images)
         report["samples"][name] = {
             "accuracy": float(np.mean(predicted == k)),
             "predicted_counts": np.bincount(predicted, minlength=3).tolist(),

@@ -13,6 +13,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays
 
@@ -113,10 +114,22 @@ def load_shapes_classifier(path: str) -> keras.Model:
 
 
 def classify(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """uint8 [N, 64, 64, 3] -> int64 [N] class ids (indices into `SHAPE_CLASSES`)."""
-    images = _check_images(images, model)
+    """uint8 [N, s, s, 3] -> int64 [N] class ids (indices into `SHAPE_CLASSES`); square
+    images of another size than the classifier's input are resized (bilinear)."""
+    images = _check_images(resize_to_input(images, model), model)
     logits = model.predict(images, batch_size=batch_size, verbose=0)  # [N, 3]
     return np.argmax(logits, axis=-1)
+
+
+def resize_to_input(images, model: keras.Model) -> np.ndarray:
+    """uint8 [N, s, s, 3] -> uint8 at the model's square input size (bilinear), or as is."""
+    images = np.asarray(images)
+    size = model.input_shape[1]
+    # Only square images of another size: anything else is left for the shape check.
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[1] == size:
+        return images
+    resized = tf.image.resize(tf.cast(images, tf.float32), (size, size), method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
 
 
 def split_accuracy(model: keras.Model, split: str = "test", num: int = 2000,

@@ -158,11 +158,17 @@ class Sampler:
         num_steps = tf.minimum(chunk_start + self.chunk_size, self.max_length) - window_start
         rows = tf.range(batch)
 
-        def draw(logits, allowed, head, t):
-            key = tf.random.experimental.stateless_fold_in(seed, (k * self.window + t) * 3 + head)
-            processed = process_logits(logits, allowed, temperature[head], top_k[head],
-                                       top_p[head])
-            return sample_categorical(processed, key)
+        def draw(logits, allowed, head, t, fed, given):
+            """`given` where fed, else a draw; the processing (a sort over V for top-p) is
+            skipped at steps where every sample is fed (window context, long prefixes)."""
+            def sample():
+                key = tf.random.experimental.stateless_fold_in(
+                    seed, (k * self.window + t) * 3 + head)
+                processed = process_logits(logits, allowed, temperature[head], top_k[head],
+                                           top_p[head])
+                return tf.where(fed, given, sample_categorical(processed, key))
+
+            return tf.cond(tf.reduce_all(fed), lambda: given, sample)
 
         def step(t, triples, length, done, decoder_state):
             i = window_start + t  # sequence index of this step
@@ -179,16 +185,16 @@ class Sampler:
             allowed = masks.channel_allowed(self.geometry, cells, previous_c, previous_p,
                                             tf.fill([batch], i == self.max_length - 1),
                                             state["min_channel"])
-            channel = tf.where(fed, current[:, 0], draw(logits, allowed, 0, t))
+            channel = draw(logits, allowed, 0, t, fed, current[:, 0])
 
             logits, decoder_state = self.decoding.position(decoder_state, channel, t)
             allowed = masks.position_allowed_after(self.geometry, cells, channel, previous_c,
                                                    previous_p)
-            position = tf.where(fed, current[:, 1], draw(logits, allowed, 1, t))
+            position = draw(logits, allowed, 1, t, fed, current[:, 1])
 
             logits, decoder_state = self.decoding.value(decoder_state, position, t)
             allowed = masks.value_allowed(self.geometry, channel)
-            value = tf.where(fed, current[:, 2], draw(logits, allowed, 2, t))
+            value = draw(logits, allowed, 2, t, fed, current[:, 2])
 
             new = ~fed
             element = tf.stack([channel, position, value], axis=-1)

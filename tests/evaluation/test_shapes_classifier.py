@@ -16,6 +16,7 @@ from dctformer_tf.evaluation.shapes_classifier import (
     build_shapes_classifier,
     classify,
     load_shapes_classifier,
+    resize_to_input,
     split_accuracy,
     train_shapes_classifier,
 )
@@ -46,6 +47,18 @@ def test_classify_is_the_argmax_of_the_logits():
     np.testing.assert_array_equal(classify(model, images), [2, 2, 2, 2])
     with pytest.raises(ValueError, match=r"images must be \[N, 64, 64, 3\]"):
         classify(model, images[:, :32])
+
+
+def test_square_images_of_another_size_are_resized_bilinear():
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = build_shapes_classifier()
+    small, _ = shapes_arrays("test", 6, size=32)
+    by_hand = tf.image.resize(small.astype(np.float32), (64, 64), method="bilinear")
+    by_hand = np.clip(np.round(by_hand.numpy()), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(classify(model, small), classify(model, by_hand))
+    np.testing.assert_array_equal(resize_to_input(small, model), by_hand)
 
 
 def test_missing_file_names_the_training_tool(tmp_path):

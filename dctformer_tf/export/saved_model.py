@@ -23,7 +23,7 @@ import tensorflow as tf
 from dctformer_tf.evaluation.likelihood import sequence_nll
 from dctformer_tf.model import DCTransformer
 from dctformer_tf.sampling.sampler import Sampler
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, read_run_file
+from dctformer_tf.train.experiment import CHECKPOINT_DIR, read_run_file, restore_checkpoint
 from dctformer_tf.train.losses import COMPONENTS
 
 log = logging.getLogger("dctformer_tf.export")
@@ -103,8 +103,8 @@ def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
     path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
-    # expect_partial: the trainer's metrics and the optimizer are in the checkpoint too.
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    # partial: the trainer's metrics and the optimizer are in the checkpoint too.
+    restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
     log.info("Restored %s", path)
     return model, codec, config, max_length
 

@@ -98,16 +98,20 @@ class PARStack(keras.layers.Layer):
         )
 
     def _add(self, kind, name, sublayer):
-        self._kinds.append(kind)
-        self.residual_layers.append(
-            ReZeroResidual(
-                sublayer,
-                dropout=self.dropout,
-                layer_norm_epsilon=self.layer_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=name,
-            )
+        residual = ReZeroResidual(
+            sublayer,
+            dropout=self.dropout,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            dtype=self.dtype_policy,
+            name=name,
         )
+        self._kinds.append(kind)
+        self.residual_layers.append(residual)
+        # Also an attribute: Keras' tracked list is invisible to `tf.train.Checkpoint`, so
+        # without this the blocks' weights reach a checkpoint only through the optimizer's
+        # variable list, and a model restored without its optimizer keeps its initial
+        # blocks (ReZero gates at 0: every stack an identity) while reporting a match.
+        setattr(self, name, residual)
 
     @property
     def num_attention_layers(self) -> int:

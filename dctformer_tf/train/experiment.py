@@ -47,6 +47,31 @@ def model_config(**kwargs) -> ModelConfig:
     return ModelConfig(**kwargs)
 
 
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False):
+    """Restore `path` into `checkpoint`, insisting that every object it tracks gets a value.
+
+    partial: the checkpoint may hold more than `checkpoint` tracks (a plain model restored
+      from a training checkpoint, which also holds the optimizer and the metrics).
+
+    Raises:
+      ValueError naming the file when some weight of the model has no value in it (such as
+      checkpoints written before PARStack tracked its blocks as attributes, which kept the
+      Transformer blocks only in the optimizer's slots).
+    """
+    status = checkpoint.restore(path)
+    if partial:
+        status = status.expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ValueError(
+            f"{path}: this checkpoint lacks weights the model has ({str(error)[:300]}...). "
+            "It comes from a different model configuration, or from a version of "
+            "dctformer_tf whose checkpoints did not record the Transformer blocks; retrain."
+        ) from error
+    return status
+
+
 @gin.configurable
 def build_codec(
     resolution: int = gin.REQUIRED,
@@ -211,7 +236,7 @@ def train(
     initial_epoch = 0
     if manager.latest_checkpoint:
         log.info("Restoring checkpoint %s...", manager.latest_checkpoint)
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        restore_checkpoint(checkpoint, manager.latest_checkpoint)
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         log.info("Resuming at step %d (epoch %d), %.4g tokens seen",
                  int(model.optimizer.iterations.numpy()), initial_epoch,

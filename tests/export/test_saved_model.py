@@ -80,6 +80,32 @@ def test_saved_model_loads_without_project_code_and_matches_keras(exported, tmp_
     assert got["sample_images"].shape == (3, 32, 32, 3)
 
 
+def test_loaded_model_holds_the_weights_the_optimizer_trained(exported, tmp_path):
+    """The sampler, `evaluate` and `export` all load a plain model from the trainer's
+    checkpoint. Every trainable weight must come back as trained: the checkpoint's copy under
+    the optimizer's variable list (the trainer's own order) is the reference."""
+    run, _ = exported
+    model, _, _, _ = load_trained_model(run)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
+    for i, variable in enumerate(model.trainable_variables):
+        key = f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+        np.testing.assert_array_equal(np.asarray(variable), reader.get_tensor(key),
+                                      err_msg=variable.path)
+    alphas = [np.asarray(w) for w in model.weights if w.name == "alpha"]
+    assert alphas and all(alpha != 0 for alpha in alphas)  # trained, not the ReZero init
+
+    # A checkpoint without some of the model's weights is refused, naming the file.
+    from dctformer_tf.model import DCTransformer
+    from dctformer_tf.train.experiment import read_run_file, restore_checkpoint
+
+    _, config, _ = read_run_file(run)
+    partial = DCTransformer(**config.model_kwargs())
+    partial.build(config.input_shapes())
+    path = tf.train.Checkpoint(encoder=partial.encoder).save(str(tmp_path / "encoder_only"))
+    with pytest.raises(ValueError, match="encoder_only.*lacks weights"):
+        restore_checkpoint(tf.train.Checkpoint(model=partial), path, partial=True)
+
+
 def test_export_cli_and_clear_error_without_checkpoint(exported, tmp_path, capsys):
     from dctformer_tf.cli.main import main
 

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
+from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
 
 
 def start_triple(num_channels: int, num_positions: int, num_values: int) -> tuple[int, int, int]:
@@ -52,6 +53,9 @@ class ChannelDecoder(keras.layers.Layer):
         dropout: float. Dropout rate on the residual branches.
         num_classes: int. Number of classes for the class embedding; 0 = unconditional.
         layer_norm_epsilon: float. Epsilon of the layer norms.
+        value_init: str. `"normal"` (N(0, 0.02²) like the other embeddings) or
+            `"sinusoidal"`: `E_v` starts as Fourier features of the signed value
+            (`value_init.py`), so neighbouring values start out similar.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class ChannelDecoder(keras.layers.Layer):
         dropout: float = 0.0,
         num_classes: int = 0,
         layer_norm_epsilon: float = 1e-6,
+        value_init: str = "normal",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,19 +86,23 @@ class ChannelDecoder(keras.layers.Layer):
         self.dropout = dropout
         self.num_classes = num_classes
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.value_init = check_value_init(value_init)
 
-        def embedding(vocabulary, name):
+        def embedding(vocabulary, name, initializer=None):
             return keras.layers.Embedding(
                 vocabulary,
                 d_model,
-                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                embeddings_initializer=initializer or keras.initializers.RandomNormal(stddev=0.02),
                 dtype=self.dtype_policy,
                 name=name,
             )
 
         self.channel_embedding = embedding(num_channels + 2, "channel_embedding")
         self.position_embedding = embedding(num_positions + 1, "position_embedding")
-        self.value_embedding = embedding(num_values + 1, "value_embedding")
+        value_initializer = None
+        if value_init == "sinusoidal":
+            value_initializer = SinusoidalValueInitializer((num_values - 1) // 2, stddev=0.02)
+        self.value_embedding = embedding(num_values + 1, "value_embedding", value_initializer)
         self.step_embedding = embedding(window, "step_embedding")
         self.class_embedding = embedding(num_classes, "class_embedding") if num_classes else None
         self.stack = PARStack(
@@ -180,6 +189,7 @@ class ChannelDecoder(keras.layers.Layer):
                 "dropout": self.dropout,
                 "num_classes": self.num_classes,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "value_init": self.value_init,
             }
         )
         return config

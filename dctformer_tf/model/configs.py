@@ -36,6 +36,8 @@ class ModelConfig:
         key_size: int. Size of each attention head.
         dropout: float. Dropout rate on the residual branches.
         value_scale: str. `"quantized"` or `"dequantized"` partial-image values.
+        value_init: str. `"normal"` or `"sinusoidal"` start of the value embedding and
+            logits (`value_init.py`).
     """
 
     resolution: int
@@ -55,6 +57,7 @@ class ModelConfig:
     key_size: int = 64
     dropout: float = 0.0
     value_scale: str = "quantized"
+    value_init: str = "normal"
 
     def __post_init__(self):
         if self.resolution % self.block_size:
@@ -89,6 +92,7 @@ class ModelConfig:
             key_size=self.key_size,
             dropout=self.dropout,
             value_scale=self.value_scale,
+            value_init=self.value_init,
         )
 
     def input_shapes(self, batch_size: int | None = None) -> dict:

@@ -57,6 +57,8 @@ class DCTransformer(keras.Model):
         dropout: float. Dropout rate on every residual branch.
         value_scale: str. `"quantized"` (partial image holds `v`, scaled by `1 / clip`) or
             `"dequantized"` (holds `v * Q`, scaled by `1 / (S * 128)`).
+        value_init: str. `"normal"` or `"sinusoidal"`: how the value-token embedding and the
+            value logits kernel start (`value_init.py`); same shapes either way.
         layer_norm_epsilon: float. Epsilon of every layer norm.
 
     Example:
@@ -92,6 +94,7 @@ class DCTransformer(keras.Model):
         key_size: int = 64,
         dropout: float = 0.0,
         value_scale: str = "quantized",
+        value_init: str = "normal",
         layer_norm_epsilon: float = 1e-6,
         **kwargs,
     ):
@@ -112,6 +115,7 @@ class DCTransformer(keras.Model):
         self.key_size = key_size
         self.dropout = dropout
         self.value_scale = value_scale
+        self.value_init = value_init
         self.layer_norm_epsilon = layer_norm_epsilon
 
         self.num_channels = 3 * block_size**2
@@ -146,6 +150,7 @@ class DCTransformer(keras.Model):
             d_model=d_model,
             layer_spec=self.channel_spec,
             num_classes=num_classes,
+            value_init=value_init,
             name="channel_decoder",
             **shared,
         )
@@ -164,6 +169,7 @@ class DCTransformer(keras.Model):
             conv_stride=conv_stride,
             d_model=d_model,
             layer_spec=self.value_spec,
+            value_init=value_init,
             name="value_decoder",
             **shared,
         )
@@ -291,6 +297,7 @@ class DCTransformer(keras.Model):
                 "key_size": self.key_size,
                 "dropout": self.dropout,
                 "value_scale": self.value_scale,
+                "value_init": self.value_init,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )

@@ -7,6 +7,7 @@ from keras import ops
 
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
 from dctformer_tf.model.partial_image_encoder import encoder_cell_index
+from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
 
 
 def gather_encoder_cells(encoder_output, positions, grid_size: int, conv_stride: int):
@@ -49,6 +50,9 @@ class ValueDecoder(keras.layers.Layer):
         key_size: int. Size of each attention head.
         dropout: float. Dropout rate on the residual branches.
         layer_norm_epsilon: float. Epsilon of the layer norms.
+        value_init: str. `"normal"` (Glorot-uniform logits kernel) or `"sinusoidal"`: the
+            kernel's column for value `v` starts as Fourier features of `v`
+            (`value_init.py`), so the first logits are smooth in `v`.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class ValueDecoder(keras.layers.Layer):
         key_size: int = 64,
         dropout: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
+        value_init: str = "normal",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,6 +81,7 @@ class ValueDecoder(keras.layers.Layer):
         self.key_size = key_size
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.value_init = check_value_init(value_init)
 
         self.target_position_embedding = keras.layers.Embedding(
             num_positions,
@@ -98,7 +104,12 @@ class ValueDecoder(keras.layers.Layer):
         self.output_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="output_norm"
         )
-        self.output_dense = keras.layers.Dense(num_values, dtype="float32", name="logits")
+        kernel_initializer = "glorot_uniform"
+        if value_init == "sinusoidal":
+            kernel_initializer = SinusoidalValueInitializer((num_values - 1) // 2, transpose=True)
+        self.output_dense = keras.layers.Dense(
+            num_values, kernel_initializer=kernel_initializer, dtype="float32", name="logits"
+        )
 
     def build(self, position_hidden_shape, target_position_shape, encoder_output_shape):
         self.target_position_embedding.build((None,))
@@ -146,6 +157,7 @@ class ValueDecoder(keras.layers.Layer):
                 "key_size": self.key_size,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "value_init": self.value_init,
             }
         )
         return config

@@ -38,6 +38,7 @@ class ModelConfig:
         value_scale: str. `"quantized"` or `"dequantized"` partial-image values.
         value_init: str. `"normal"` or `"sinusoidal"` start of the value embedding and
             logits (`value_init.py`).
+        input_transform: str. `"linear"` or `"signed_log"` encoder input (`PartialImageEncoder`).
     """
 
     resolution: int
@@ -58,6 +59,7 @@ class ModelConfig:
     dropout: float = 0.0
     value_scale: str = "quantized"
     value_init: str = "normal"
+    input_transform: str = "linear"
 
     def __post_init__(self):
         if self.resolution % self.block_size:
@@ -93,6 +95,7 @@ class ModelConfig:
             dropout=self.dropout,
             value_scale=self.value_scale,
             value_init=self.value_init,
+            input_transform=self.input_transform,
         )
 
     def input_shapes(self, batch_size: int | None = None) -> dict:

@@ -59,6 +59,8 @@ class DCTransformer(keras.Model):
             `"dequantized"` (holds `v * Q`, scaled by `1 / (S * 128)`).
         value_init: str. `"normal"` or `"sinusoidal"`: how the value-token embedding and the
             value logits kernel start (`value_init.py`); same shapes either way.
+        input_transform: str. `"linear"` or `"signed_log"`: how the encoder maps partial-image
+            values into [-1, 1] (`PartialImageEncoder`).
         layer_norm_epsilon: float. Epsilon of every layer norm.
 
     Example:
@@ -95,6 +97,7 @@ class DCTransformer(keras.Model):
         dropout: float = 0.0,
         value_scale: str = "quantized",
         value_init: str = "normal",
+        input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
         **kwargs,
     ):
@@ -116,6 +119,7 @@ class DCTransformer(keras.Model):
         self.dropout = dropout
         self.value_scale = value_scale
         self.value_init = value_init
+        self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
 
         self.num_channels = 3 * block_size**2
@@ -139,6 +143,7 @@ class DCTransformer(keras.Model):
             conv_stride=conv_stride,
             num_classes=num_classes,
             value_scale=value_scale,
+            input_transform=input_transform,
             name="encoder",
             **shared,
         )
@@ -298,6 +303,7 @@ class DCTransformer(keras.Model):
                 "dropout": self.dropout,
                 "value_scale": self.value_scale,
                 "value_init": self.value_init,
+                "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )

@@ -1,5 +1,6 @@
 """Transformer encoder over the partial DCT image, and the pixel -> encoder-token geometry."""
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -8,6 +9,10 @@ from keras import ops
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
 
 VALUE_SCALES = ("quantized", "dequantized")
+# How the scaled values enter the conv: "linear" is SPEC §3's `v / scale`; "signed_log" is
+# `sign(v)·log(1 + |v|) / log(1 + scale)`, also in [-1, 1], which lifts the small AC values
+# (|v| of 1–10 are 0.001–0.01 of a clip of 1200 linearly, 0.1–0.34 here) to the DC's range.
+INPUT_TRANSFORMS = ("linear", "signed_log")
 
 
 def encoder_grid_size(grid_size: int, conv_stride: int) -> int:
@@ -79,6 +84,8 @@ class PartialImageEncoder(keras.layers.Layer):
         dropout: float. Dropout rate on the residual branches.
         num_classes: int. Number of classes for the class embedding; 0 = unconditional.
         value_scale: str. `"quantized"` or `"dequantized"`: what the partial image holds.
+        input_transform: str. `"linear"` (`v / scale`, SPEC §3) or `"signed_log"`
+            (`sign(v)·log(1 + |v|) / log(1 + scale)`; see `INPUT_TRANSFORMS`).
         layer_norm_epsilon: float. Epsilon of the layer norms.
 
     Example:
@@ -104,12 +111,17 @@ class PartialImageEncoder(keras.layers.Layer):
         dropout: float = 0.0,
         num_classes: int = 0,
         value_scale: str = "quantized",
+        input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if value_scale not in VALUE_SCALES:
             raise ValueError(f"value_scale must be one of {VALUE_SCALES}, got {value_scale!r}")
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ValueError(
+                f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}"
+            )
         self.grid_size = grid_size
         self.block_size = block_size
         self.clip = clip
@@ -122,6 +134,7 @@ class PartialImageEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.num_classes = num_classes
         self.value_scale = value_scale
+        self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
 
         self.token_grid_size = encoder_grid_size(grid_size, conv_stride)
@@ -190,7 +203,11 @@ class PartialImageEncoder(keras.layers.Layer):
 
     def call(self, partial_image, label=None, training=None):
         scale = self.clip if self.value_scale == "quantized" else self.block_size * 128
-        image = ops.cast(partial_image, "float32") / float(scale)  # [B, G, G, C]
+        image = ops.cast(partial_image, "float32")  # [B, G, G, C]
+        if self.input_transform == "signed_log":
+            image = ops.sign(image) * ops.log1p(ops.abs(image)) / math.log1p(scale)
+        else:
+            image = image / float(scale)
         before, after = self.padding
         image = ops.pad(image, ((0, 0), (before, after), (before, after), (0, 0)))
         tokens = self.conv(ops.cast(image, self.compute_dtype))  # -> [B, Ge, Ge, D]
@@ -222,6 +239,7 @@ class PartialImageEncoder(keras.layers.Layer):
                 "dropout": self.dropout,
                 "num_classes": self.num_classes,
                 "value_scale": self.value_scale,
+                "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )

@@ -16,7 +16,7 @@ $(STAMP): $(BIN)/python setup.py pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check dctformer_tf tests tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

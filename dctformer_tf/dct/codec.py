@@ -11,7 +11,12 @@ import numpy as np
 
 from dctformer_tf.dct import np_ops
 from dctformer_tf.dct.order import ORDERS, rank_to_raw, raw_to_rank
-from dctformer_tf.dct.tables import check_block_size, check_quality, quantization_table
+from dctformer_tf.dct.tables import (
+    check_block_size,
+    check_quality,
+    max_quantized_magnitude,
+    quantization_table,
+)
 
 VALUE_ENCODINGS = ("quantized", "dequantized")
 UPSAMPLING = ("triangle", "nearest")
@@ -110,6 +115,17 @@ class SparseCodec:
     @property
     def num_values(self) -> int:
         return 2 * self.clip + 1
+
+    @property
+    def max_magnitude(self) -> int:
+        """The largest |stored value| any 8-bit image can reach before clipping (quantized,
+        or v·Q under "dequantized"); `clip >= max_magnitude` means clipping never acts."""
+        s = self.block_size
+        bounds = [max_quantized_magnitude(self.quality, s, chroma=c) for c in (False, True)]
+        if self.value_encoding == "dequantized":
+            bounds = [b * quantization_table(self.quality, s, chroma=c)
+                      for b, c in zip(bounds, (False, True))]
+        return int(max(b.max() for b in bounds))
 
     @property
     def grid(self) -> tuple | None:

@@ -97,3 +97,22 @@ def dct_matrix(size: int) -> np.ndarray:
     basis = np.cos((2.0 * x + 1.0) * u * np.pi / (2.0 * size))
     scale = np.where(u == 0, np.sqrt(1.0 / size), np.sqrt(2.0 / size))
     return basis * scale
+
+
+def max_quantized_magnitude(quality: int, block_size: int = 8, chroma: bool = False) -> np.ndarray:
+    """The largest |quantized value| any 8-bit image can give each coefficient.
+
+    A level-shifted sample lies in [−128, 128] (Y, Cb and Cr of uint8 RGB lie in [0, 255.5],
+    and chroma averaging keeps that range), so the orthonormal coefficient (u, v) is at most
+    `128 · ‖A[u]‖₁ · ‖A[v]‖₁` in magnitude (`A` = `dct_matrix`), reached up to the 127/128
+    asymmetry by the block of signs of the basis function. Rounding half away from zero
+    after dividing by the table entry gives the bound. A `clip` at or above the maximum of
+    this table never changes a value: the codec is then lossless before clipping.
+
+    Returns:
+      np.int32 [S, S], natural order like `quantization_table`.
+    """
+    norms = np.abs(dct_matrix(block_size)).sum(axis=1)  # [S]: ‖A[u]‖₁
+    peak = 128.0 * norms[:, None] * norms[None, :]  # [S, S]
+    table = quantization_table(quality, block_size, chroma)
+    return np.floor(peak / table + 0.5).astype(np.int32)

@@ -165,6 +165,8 @@ def train(
     sample_num: int = 4,
     sample_max_chunks: int | None = None,
     bpd_eval_images: int = 0,
+    adam_beta_1: float = 0.9,
+    adam_beta_2: float = 0.999,
 ) -> keras.callbacks.History:
     """Train a DCTransformer on chunks of sparse DCT sequences.
 
@@ -185,6 +187,8 @@ def train(
         this many steps, on the chief; 0 = never. sample_max_chunks caps their length.
       bpd_eval_images: whole-sequence bpd of this many held-out ("test") images after every
         epoch, to TensorBoard `eval/bpd*` (0 = off).
+      adam_beta_1 / adam_beta_2: Adam's moment decay rates (Keras defaults; the paper does
+        not give them). A short run at a high learning rate may prefer a faster second moment.
     """
     if (total_steps is None) == (tokens is None):
         raise ValueError("train: give exactly one of total_steps and tokens "
@@ -225,7 +229,8 @@ def train(
         # Runs shorter than the warmup (smoke tests) warm up over all but their last step.
         warmup = min(warmup_steps, total_steps - 1)
         schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
         model.optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(

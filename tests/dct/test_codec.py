@@ -227,3 +227,36 @@ def test_bad_triples_are_clear_errors():
         codec.decode(np.array([[0, 0, 1201], [1, 16, 1199]]), 32, 32)
     with pytest.raises(ValueError, match="channel 300 is outside \\[0, 193\\)"):
         codec.decode(np.array([[300, 0, 5]]), 32, 32)
+
+
+@pytest.mark.parametrize("quality", (50, 75, 95))
+def test_max_magnitude_bounds_and_is_reached_by_basis_sign_blocks(quality, rng):
+    """`max_magnitude`: no image exceeds it, and the gray block painted with the signs of a
+    basis function (0 where it is positive, 255 where negative) reaches it up to the 127/128
+    asymmetry (the bound assumes ±128; a pixel reaches −128 and +127). Reference: scipy."""
+    import scipy.fft
+
+    from dctformer_tf.dct.tables import max_quantized_magnitude, quantization_table
+
+    codec = SparseCodec(quality=quality, clip=4096, resolution=16)
+    bound = max_quantized_magnitude(quality, 8)  # [8, 8] luma
+    table = quantization_table(quality, 8)
+    assert codec.max_magnitude == max(bound.max(), max_quantized_magnitude(quality, 8, True).max())
+    for u, v in [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (3, 5), (7, 7)]:
+        basis = np.zeros((8, 8))
+        basis[u, v] = 1.0
+        signs = np.sign(scipy.fft.idctn(basis, norm="ortho"))  # the basis function's signs
+        peak = np.abs(scipy.fft.dctn(128.0 * signs, norm="ortho")[u, v])
+        assert bound[u, v] == np.floor(peak / table[u, v] + 0.5)
+        gray = np.full((16, 16), 128, np.uint8)
+        gray[:8, :8] = np.where(signs > 0, 0, 255)
+        dense, _ = codec.encode_dense(np.repeat(gray[..., None], 3, axis=-1))
+        got = abs(int(dense[0, 0, codec.raw_to_rank[u * 8 + v]]))
+        lower = np.floor(peak * 127 / 128 / table[u, v] + 0.5)
+        assert lower <= got <= bound[u, v], (u, v, got, bound[u, v])
+    for _ in range(20):  # random and saturated images stay inside the bound
+        image = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+        image[rng.random((16, 16)) < 0.5] = rng.choice([0, 255], size=3)
+        dense, _ = codec.encode_dense(image)
+        assert np.abs(dense).max() <= codec.max_magnitude
+    assert SparseCodec(quality=quality, clip=codec.max_magnitude).max_magnitude <= codec.max_magnitude

@@ -124,7 +124,7 @@ class SparseCodec:
         bounds = [max_quantized_magnitude(self.quality, s, chroma=c) for c in (False, True)]
         if self.value_encoding == "dequantized":
             bounds = [b * quantization_table(self.quality, s, chroma=c)
-                      for b, c in zip(bounds, (False, True))]
+                      for b, c in zip(bounds, (False, True), strict=True)]
         return int(max(b.max() for b in bounds))
 
     @property

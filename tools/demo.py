@@ -3,7 +3,7 @@
 Stage 1 (codec): writes a few `shapes` test images, runs `dctformer show` on each (the
 progressive-decoding strip of paper Figure 2, sequence length, JPEG bits/pixel) and a
 round trip `encode` -> `decode`.
-Stage 2 (train): `dctformer train` with gin/runs/quickstart.gin (the `small` model on
+Stage 2 (train): `dctformer train` with gin/runs/quickstart.gin (a narrow `small` model on
 `shapes`, about ten minutes on 2 CPU cores; rerunning resumes or skips a finished run).
 Stage 3 (evaluate): held-out bpd of the `shapes` test split (with the per-chunk plot), and
 the model's bits per image against the entropy-coded bits of Pillow's JPEG of the same images
@@ -47,7 +47,7 @@ def codec_stage(out: str, num_images: int = 3) -> None:
 
 
 def train_stage(model_dir: str) -> None:
-    print("== Train: gin/runs/quickstart.gin (small model, shapes) ==", flush=True)
+    print("== Train: gin/runs/quickstart.gin (narrow small model, shapes) ==", flush=True)
     args = ["train", "--model_dir", model_dir]
     for path in QUICKSTART:
         args += ["--gin_file", path]

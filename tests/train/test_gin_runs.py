@@ -48,3 +48,17 @@ def test_table3_task_runs(model, data, run, order, num_classes):
         assert (codec.order, config.num_classes) == (order, num_classes)
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize("extra", [[], ["runs/class_conditional_shapes.gin"],
+                                   ["runs/upsample_shapes.gin"], ["runs/colorize_shapes.gin"]])
+def test_shapes_runs_never_clip(extra):
+    """The CPU runs shrink the value vocabulary (CLIP) for speed; it must stay at or above
+    the largest value any image can reach at their quality, so the sequences (and the demo's
+    comparison with JPEG) are exactly JPEG's coefficients."""
+    try:
+        _parse(SHAPES + extra)
+        codec = experiment.build_codec()
+        assert codec.clip >= codec.max_magnitude, (codec.clip, codec.max_magnitude)
+    finally:
+        gin.clear_config()

@@ -38,6 +38,26 @@ def test_short_run_saves_a_model_that_reloads_to_the_same_predictions(tmp_path):
     assert not np.allclose(np.asarray(untrained(images.astype(np.float32))), logits, atol=1e-3)
 
 
+
+def test_image_size_trains_on_shapes_drawn_at_that_size(tmp_path, monkeypatch):
+    from dctformer_tf.evaluation import shapes_classifier as module
+
+    drawn = []
+    original = module.shapes_arrays
+
+    def spy(split, num, start=0, size=64):
+        drawn.append(size)
+        return original(split, num, start=start, size=size)
+
+    monkeypatch.setattr(module, "shapes_arrays", spy)
+    path = str(tmp_path / "classifier_32.keras")
+    train_shapes_classifier(path, num_train=32, epochs=1, seed=0, image_size=32)
+    model = load_shapes_classifier(path)
+    assert model.input_shape[1:] == (32, 32, 3)
+    accuracy = split_accuracy(model, num=8)
+    assert 0.0 <= accuracy <= 1.0
+    assert drawn == [32, 32]  # training images and the test split, both drawn at 32²
+
 def test_classify_is_the_argmax_of_the_logits():
     model = build_shapes_classifier()
     dense = model.get_layer("logits")

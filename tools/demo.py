@@ -71,7 +71,8 @@ def evaluate_stage(model_dir: str, out: str, num_images: int) -> dict:
     print(f"   model {compression['model_bits_per_image']:.0f} bits/image vs JPEG "
           f"entropy-coded {compression['jpeg_entropy_coded_bits_per_image']:.0f} bits/image "
           f"(Pillow, same quality, optimize=True, headers and tables excluded): ratio "
-          f"{compression['model_over_jpeg']:.3f} (target <= 0.8)")
+          f"{compression['model_over_jpeg']:.3f} (target <= 0.8); coefficients clipped: "
+          f"{compression['clipped_values']}")
     return report
 
 

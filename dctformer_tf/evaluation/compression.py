@@ -4,6 +4,8 @@ with the entropy-coded scan data of a JPEG of the same pixels at the same qualit
 Huffman tables optimized, headers and tables excluded).
 """
 
+import dataclasses
+
 import numpy as np
 
 from dctformer_tf.dct.jpeg import entropy_coded_size, jpeg_bytes
@@ -24,7 +26,10 @@ def compression_report(model_bits, images, codec) -> dict:
        "model_bits_per_image", "jpeg_entropy_coded_bits_per_image": float means,
        "model_over_jpeg": float, total model bits / total JPEG bits (the set's ratio),
        "mean_ratio": float, mean of the per-image ratios,
-       "model_bpd", "jpeg_bpd": float, total bits / total subpixels}
+       "model_bpd", "jpeg_bpd": float, total bits / total subpixels,
+       "clipped_values": int, coefficients of these images beyond ±codec.clip. The model
+         coded the clipped values, so the comparison is exact only when this is 0 (always
+         so when codec.clip >= codec.max_magnitude).}
     """
     if not len(images):
         raise ValueError("compression_report: no images")
@@ -35,10 +40,16 @@ def compression_report(model_bits, images, codec) -> dict:
             f"value for each of the {len(images)} images"
         )
     jpeg_bits, subpixels = np.empty(len(images)), np.empty(len(images))
+    clipped = 0
+    # The same codec without clipping: what JPEG itself quantizes.
+    unclipped = dataclasses.replace(codec, clip=max(codec.clip, codec.max_magnitude))
     for i, image in enumerate(images):
         pixels = codec.content_pixels(image, name=f"image {i}")  # uint8 [h, w, 3]
         jpeg_bits[i] = 8 * entropy_coded_size(jpeg_bytes(pixels, codec.quality))
         subpixels[i] = pixels.size
+        if unclipped.clip > codec.clip:
+            dense, _ = unclipped.encode_dense(image, name=f"image {i}")
+            clipped += int(np.count_nonzero(np.abs(dense) > codec.clip))
     return {
         "per_image": {
             "model_bits": model_bits,
@@ -53,4 +64,5 @@ def compression_report(model_bits, images, codec) -> dict:
         "mean_ratio": float(np.mean(model_bits / jpeg_bits)),
         "model_bpd": float(model_bits.sum() / subpixels.sum()),
         "jpeg_bpd": float(jpeg_bits.sum() / subpixels.sum()),
+        "clipped_values": clipped,
     }

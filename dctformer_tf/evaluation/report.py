@@ -109,6 +109,10 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
             compression.pop("per_image", None)
             report["compression"] = compression
             progress(f"  model / JPEG bits {compression['model_over_jpeg']:.3f}")
+            if compression["clipped_values"]:
+                progress(f"  warning: {compression['clipped_values']} coefficients exceed "
+                         f"±clip = {codec.clip} and were clipped: the model coded fewer "
+                         f"distinct values than JPEG (clip >= {codec.max_magnitude} avoids it)")
 
     if sample_metrics:
         real, real_labels = load_split(source, split, num_samples, codec.resolution)

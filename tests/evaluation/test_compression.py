@@ -52,3 +52,15 @@ def test_one_model_value_per_image():
     images, _ = shapes_arrays("test", 2, size=16)
     with pytest.raises(ValueError, match="one value for each of the 2 images"):
         compression_report([1.0], images, SparseCodec(resolution=16))
+
+
+def test_clipped_values_are_counted_against_the_unclipped_codec():
+    images, _ = shapes_arrays("test", 3, size=32)
+    wide = SparseCodec(quality=75, resolution=32, clip=255)  # >= max_magnitude (189)
+    assert compression_report([1.0] * 3, images, wide)["clipped_values"] == 0
+    narrow = SparseCodec(quality=75, resolution=32, clip=3)
+    dense = np.stack([SparseCodec(quality=75, resolution=32, clip=4096).encode_dense(image)[0]
+                      for image in images])
+    want = int(np.count_nonzero(np.abs(dense) > 3))
+    assert want > 0
+    assert compression_report([1.0] * 3, images, narrow)["clipped_values"] == want

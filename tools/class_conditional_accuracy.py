@@ -3,8 +3,12 @@ generation). Samples `--num_per_class` images of each class, classifies them wit
 `shapes` classifier (tools/train_shapes_classifier.py), and prints the accuracy per class
 next to the classifier's accuracy on real test images at the run's resolution (the ceiling).
 
+    python tools/train_shapes_classifier.py --image_size 32 --out outputs/shapes_classifier_32.keras
     python tools/class_conditional_accuracy.py --model_dir outputs/class_conditional \
-      --classifier outputs/shapes_classifier.keras --out outputs/class_conditional_eval
+      --classifier outputs/shapes_classifier_32.keras --out outputs/class_conditional_eval
+
+Use a classifier trained at the run's resolution (32² for class_conditional_shapes.gin): one
+trained at 64² sees resized images and is less sure of them.
 """
 
 import argparse

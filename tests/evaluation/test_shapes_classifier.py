@@ -38,7 +38,6 @@ def test_short_run_saves_a_model_that_reloads_to_the_same_predictions(tmp_path):
     assert not np.allclose(np.asarray(untrained(images.astype(np.float32))), logits, atol=1e-3)
 
 
-
 def test_image_size_trains_on_shapes_drawn_at_that_size(tmp_path, monkeypatch):
     from dctformer_tf.evaluation import shapes_classifier as module
 
@@ -58,6 +57,7 @@ def test_image_size_trains_on_shapes_drawn_at_that_size(tmp_path, monkeypatch):
     assert drawn == [32, 32]  # training images and the test split, both drawn at 32²
     images, labels = original("test", 8, size=32)
     assert accuracy == np.mean(classify(model, images) == labels)
+
 
 def test_classify_is_the_argmax_of_the_logits():
     model = build_shapes_classifier()

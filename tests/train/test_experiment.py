@@ -42,7 +42,10 @@ def _train(model_dir, *bindings):
 def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3",
                      "train.sample_every = 3", "train.sample_num = 2",
-                     "train.sample_max_chunks = 1", "train.bpd_eval_images = 3")
+                     "train.sample_max_chunks = 1", "train.bpd_eval_images = 3",
+                     "train.adam_beta_2 = 0.95")
+    optimizer = history.model.optimizer
+    assert (optimizer.beta_1, optimizer.beta_2) == (0.9, 0.95)  # the gin option reaches Adam
     losses = history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert losses[1] < losses[0]

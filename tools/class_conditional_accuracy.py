@@ -31,6 +31,9 @@ from dctformer_tf.sampling.figures import image_grid  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--checkpoint", default=None,
+                        help="a checkpoint prefix, e.g. MODEL_DIR/checkpoints/ckpt-500 "
+                             "(default: the latest)")
     parser.add_argument("--classifier", required=True, help=".keras file of the classifier")
     parser.add_argument("--out", required=True)
     parser.add_argument("--num_per_class", type=int, default=100)
@@ -38,10 +41,14 @@ def main(argv=None) -> int:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", type=float, default=1.0)
     parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--max_chunks", type=int, default=None,
+                        help="stop each sample after this many chunks (default: no limit)")
+    parser.add_argument("--no_jit", action="store_true", help="sample without XLA")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     classifier = load_shapes_classifier(args.classifier)
-    sampler = Sampler.from_model_dir(args.model_dir)
+    sampler = Sampler.from_model_dir(args.model_dir, args.checkpoint,
+                                     jit_compile=not args.no_jit)
     if sampler.model.num_classes != len(SHAPE_CLASSES):
         raise SystemExit(f"{args.model_dir}: not a {len(SHAPE_CLASSES)}-class run "
                          f"(num_classes = {sampler.model.num_classes})")
@@ -50,13 +57,15 @@ def main(argv=None) -> int:
     real_accuracy = {name: float(np.mean(classify(classifier, real[labels == k]) == k))
                      for k, name in enumerate(SHAPE_CLASSES)}
     settings = SamplingSettings.uniform(temperature=args.temperature, top_p=args.top_p)
-    report = {"model_dir": args.model_dir, "temperature": args.temperature,
+    report = {"model_dir": args.model_dir, "checkpoint": args.checkpoint,
+              "temperature": args.temperature,
               "top_p": args.top_p, "real_test_accuracy": real_accuracy, "samples": {}}
     rows = []
     for k, name in enumerate(SHAPE_CLASSES):
         start = time.perf_counter()
         result = sampler.sample(args.num_per_class, args.seed + k, settings,
-                                batch_size=args.batch_size, label=k)
+                                batch_size=args.batch_size, max_chunks=args.max_chunks,
+                                label=k)
         images = np.stack(result.images)
         predicted = classify(classifier, images)
         report["samples"][name] = {

@@ -14,7 +14,7 @@ TINY = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads
 MAX_LENGTH = 256
 
 
-def build_tiny_model():
+def build_tiny_model(config: ModelConfig = TINY):
     """As `tiny_model` of tests/sampling/test_sampler.py (random ReZero alphas, channel
     logits sloping down so that samples span chunks), plus value logits falling with |v|:
     an untrained value head draws uniformly over ±clip quantization steps and saturates every
@@ -22,12 +22,12 @@ def build_tiny_model():
     from dctformer_tf.model import DCTransformer
 
     keras.utils.set_random_seed(0)
-    model = DCTransformer(**TINY.model_kwargs())
-    model.build(TINY.input_shapes())
+    model = DCTransformer(**config.model_kwargs())
+    model.build(config.input_shapes())
     open_rezero_branches(model, seed=1)
     favour_long_samples(model)
     bias = model.value_decoder.output_dense.bias
-    bias.assign(bias.numpy() - 2.0 * np.abs(np.arange(bias.shape[0]) - TINY.clip))
+    bias.assign(bias.numpy() - 2.0 * np.abs(np.arange(bias.shape[0]) - config.clip))
     return model
 
 

@@ -205,6 +205,13 @@ class SparseCodec:
         self.check_length(triples.shape[0], max_length, name)
         return triples
 
+    def round_trip(self, image, name: str = "image") -> np.ndarray:
+        """uint8 [H, W, 3] -> uint8 [h, w, 3]: the image as its whole sequence decodes (what a
+        model trained on this codec can at best draw). Same as `decode(encode(image), h, w)`
+        without the sparse detour."""
+        dense, content = self.encode_dense(image, name)
+        return self.decode_dense(dense, int(content[0]), int(content[1]))
+
     def check_length(self, length: int, max_length: int | None, name: str = "sequence"):
         if max_length is not None and length > max_length:
             raise SequenceOverflowError(

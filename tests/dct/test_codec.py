@@ -101,6 +101,16 @@ def test_dense_sparse_dense_is_identity_in_both_twins(kwargs, make, rng):
     np.testing.assert_array_equal(np_ops.dense_to_sparse(np_ops.sparse_to_dense(triples, codec, grid), codec), triples)
 
 
+@pytest.mark.parametrize("kwargs,make", CASES)
+def test_round_trip_is_the_decode_of_the_whole_sequence(kwargs, make, rng):
+    codec = SparseCodec(**kwargs)
+    image = make(rng)
+    triples, (h, w) = codec.encode_with_size(image)
+    expected = codec.decode(triples, h, w)
+    np.testing.assert_array_equal(codec.round_trip(image), expected)
+    assert not np.array_equal(expected, codec.content_pixels(image))  # the codec is lossy
+
+
 def test_tf_decode_equals_numpy_decode(rng):
     codec = SparseCodec(block_size=8, quality=75, resolution=64)
     dense, _ = codec.encode_dense(random_image(rng, 64, 64))

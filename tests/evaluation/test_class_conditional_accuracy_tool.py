@@ -1,5 +1,6 @@
 """tools/class_conditional_accuracy.py on a tiny 3-class run: the accuracy and counts it
-reports are those of the classifier on the samples of the checkpoint it was given."""
+reports are those of the classifier on the samples of the checkpoint it was given, and its
+ceilings those on real test images, clean and through the run's codec."""
 
 import dataclasses
 import importlib.util
@@ -9,8 +10,13 @@ import os
 import numpy as np
 from PIL import Image
 
+from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.dct import SparseCodec
-from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier, classify
+from dctformer_tf.evaluation.shapes_classifier import (
+    build_shapes_classifier,
+    classify,
+    codec_round_trip,
+)
 from dctformer_tf.sampling import Sampler, SamplingSettings
 from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
 from tests.conditional.conftest import MAX_LENGTH, TINY, build_tiny_model
@@ -44,7 +50,8 @@ def test_reports_the_classifier_on_the_given_checkpoints_samples(tmp_path):
     build_shapes_classifier(image_size=32).save(classifier_path)
 
     fast = ["--classifier", classifier_path, "--num_per_class", "3", "--batch_size", "3",
-            "--max_chunks", "1", "--no_jit", "--seed", "5", "--model_dir", model_dir]
+            "--max_chunks", "1", "--no_jit", "--seed", "5", "--num_real", "30",
+            "--model_dir", model_dir]
     tool = _tool()
     assert tool.main(fast + ["--checkpoint", first, "--out", str(tmp_path / "first")]) == 0
     assert tool.main(fast + ["--out", str(tmp_path / "latest")]) == 0
@@ -62,6 +69,12 @@ def test_reports_the_classifier_on_the_given_checkpoints_samples(tmp_path):
             predicted, minlength=3).tolist()
         assert report["samples"][name]["accuracy"] == np.mean(predicted == k)
         assert report["samples"][name]["mean_length"] == result.length.mean()
+    real, labels = shapes_arrays("test", 30, size=32)
+    for images, key in ((real, "real_test_accuracy"),
+                        (codec_round_trip(real, sampler.codec), "real_coded_test_accuracy")):
+        predicted = classify(classifier, images)
+        assert report[key] == {name: np.mean(predicted[labels == k] == k)
+                               for k, name in enumerate(("circle", "square", "triangle"))}
     grids = [np.asarray(Image.open(tmp_path / run / "samples_by_class.png"))
              for run in ("first", "latest")]
     assert grids[0].shape == grids[1].shape and not np.array_equal(*grids)

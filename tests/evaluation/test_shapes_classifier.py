@@ -15,8 +15,10 @@ from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.evaluation.shapes_classifier import (
     build_shapes_classifier,
     classify,
+    codec_round_trip,
     load_shapes_classifier,
     resize_to_input,
+    shapes_codec,
     split_accuracy,
     train_shapes_classifier,
 )
@@ -57,6 +59,55 @@ def test_image_size_trains_on_shapes_drawn_at_that_size(tmp_path, monkeypatch):
     assert drawn == [32, 32]  # training images and the test split, both drawn at 32²
     images, labels = original("test", 8, size=32)
     assert accuracy == np.mean(classify(model, images) == labels)
+
+
+def test_codec_quality_shows_a_coded_half_of_the_images_each_epoch(tmp_path, monkeypatch):
+    """With `codec_quality`, every epoch fits on clean images and their codec round trips
+    (each a flip/turn of one or the other), about half and half."""
+    images, _ = shapes_arrays("train", 48, size=32)
+    coded = codec_round_trip(images, shapes_codec(32, 75))
+    fitted = []
+    original_fit = keras.Model.fit
+
+    def spy(self, x, *args, **kwargs):
+        fitted.append(np.array(x))
+        return original_fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    train_shapes_classifier(str(tmp_path / "c.keras"), num_train=48, epochs=2, image_size=32,
+                            codec_quality=75)
+    assert len(fitted) == 2
+    for shown in fitted:
+        from_coded = []
+        for i, view in enumerate(shown):
+            candidates = {False: images[i], True: coded[i]}
+            matches = [is_coded for is_coded, image in candidates.items()
+                       if any(np.array_equal(view, t) for t in _symmetries(image))]
+            assert len(matches) == 1, f"image {i} is neither its clean nor its coded version"
+            from_coded.append(matches[0])
+        assert 0.2 < np.mean(from_coded) < 0.8
+
+
+def _symmetries(image):
+    """The 8 flips/quarter turns of an [S, S, 3] image."""
+    for flipped in (image, image[:, ::-1]):
+        for k in range(4):
+            yield np.rot90(flipped, k, axes=(0, 1))
+
+
+def test_split_accuracy_with_a_codec_classifies_the_round_trips():
+    model = build_shapes_classifier(image_size=32)
+    codec = shapes_codec(32, 75)
+    images, labels = shapes_arrays("test", 12, size=32)
+    coded = codec_round_trip(images, codec)
+    assert coded.shape == images.shape and not np.array_equal(coded, images)
+    np.testing.assert_array_equal(coded[3], codec.decode(*_triples_and_size(codec, images[3])))
+    assert split_accuracy(model, num=12, codec=codec) == np.mean(classify(model, coded) == labels)
+
+
+def _triples_and_size(codec, image):
+    triples, (h, w) = codec.encode_with_size(image)
+    return triples, h, w
 
 
 def test_classify_is_the_argmax_of_the_logits():

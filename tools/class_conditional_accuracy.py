@@ -26,11 +26,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # noqa: E402
-from dctformer_tf.evaluation.shapes_classifier import (  # noqa: E402
-    classify,
-    codec_round_trip,
-    load_shapes_classifier,
-)
+from dctformer_tf.dct import codec_round_trip  # noqa: E402
+from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
 from dctformer_tf.sampling import Sampler, SamplingSettings  # noqa: E402
 from dctformer_tf.sampling.figures import image_grid  # noqa: E402
 

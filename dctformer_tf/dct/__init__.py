@@ -1,7 +1,7 @@
 """The sparse DCT representation (SPEC §1): numpy reference (`np_ops`), TensorFlow twin
 (`tf_ops`), tables, channel orders and the `SparseCodec` that ties them together."""
 
-from dctformer_tf.dct.codec import SequenceOverflowError, SparseCodec
+from dctformer_tf.dct.codec import SequenceOverflowError, SparseCodec, codec_round_trip
 from dctformer_tf.dct.order import ORDERS, channel_bands, channel_components, rank_to_raw
 from dctformer_tf.dct.tables import quantization_table, zigzag_order
 
@@ -11,6 +11,7 @@ __all__ = [
     "SparseCodec",
     "channel_bands",
     "channel_components",
+    "codec_round_trip",
     "quantization_table",
     "rank_to_raw",
     "zigzag_order",

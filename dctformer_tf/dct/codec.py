@@ -286,3 +286,9 @@ class SparseCodec:
         )
         with tf.control_dependencies([check]):  # in graphs the assert must gate the output
             return tf.identity(length)
+
+
+def codec_round_trip(images, codec: SparseCodec) -> np.ndarray:
+    """uint8 [N, h, w, 3] -> uint8 [N, h', w', 3]: each image as its whole DCT sequence
+    decodes (`SparseCodec.round_trip`), the best a model trained on `codec` can draw it."""
+    return np.stack([codec.round_trip(image) for image in np.asarray(images)])

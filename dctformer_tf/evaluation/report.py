@@ -1,7 +1,8 @@
 """The whole evaluation of a trained run (`dctformer evaluate`, SPEC §7): bpd with its
 breakdowns and Figure 9 plot, the compression report, and FID / sFID / precision-recall of
 samples against a data split, with the same metrics for the data's own floor (the split
-against the training split) so the numbers can be read.
+against the training split) and for the codec's floor (the training split's images as their
+whole sequences decode, against the split), so the numbers can be read.
 
 Writes to `out`: `evaluation.json`, `bpd_per_chunk.png`, and `samples_grid.png`.
 """
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from dctformer_tf.data.pipeline import encode_dataset
 from dctformer_tf.data.sources import get_source
+from dctformer_tf.dct import codec_round_trip
 from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.evaluation.compression import compression_report
 from dctformer_tf.evaluation.plots import save_bpd_per_chunk_plot
@@ -139,6 +141,13 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
             report["floor"] = image_set_metrics(real, floor, features, sample_metrics)
             report["floor"]["against"] = baseline_split
             progress(f"  floor ({baseline_split} vs {split}): {_metric_line(report['floor'])}")
+            # Samples are decoded sequences: they read at best like real images through the
+            # codec, which blurs and rings at JPEG quality. This floor says how far that is.
+            coded = codec_round_trip(floor, codec)
+            report["codec_floor"] = image_set_metrics(real, coded, features, sample_metrics)
+            report["codec_floor"]["against"] = baseline_split
+            progress(f"  codec floor ({baseline_split} through the codec vs {split}): "
+                     f"{_metric_line(report['codec_floor'])}")
 
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=2, default=float)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays
-from dctformer_tf.dct import SparseCodec
+from dctformer_tf.dct import SparseCodec, codec_round_trip
 
 IMAGE_SIZE = 64
 POOL_LAYER = "pool"
@@ -168,11 +168,6 @@ def shapes_codec(image_size: int, quality: int) -> SparseCodec:
     """The codec of the shapes runs at `image_size`: 8×8 blocks, `quality`, no resize."""
     return SparseCodec(block_size=8, quality=quality, resolution=image_size)
 
-
-def codec_round_trip(images, codec: SparseCodec) -> np.ndarray:
-    """uint8 [N, h, w, 3] -> uint8 [N, h, w, 3]: each image as its whole DCT sequence decodes
-    (`SparseCodec.round_trip`): the best a model on `codec` can draw it."""
-    return np.stack([codec.round_trip(image) for image in np.asarray(images)])
 
 
 def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

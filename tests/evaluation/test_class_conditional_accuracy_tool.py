@@ -11,12 +11,8 @@ import numpy as np
 from PIL import Image
 
 from dctformer_tf.data.shapes import shapes_arrays
-from dctformer_tf.dct import SparseCodec
-from dctformer_tf.evaluation.shapes_classifier import (
-    build_shapes_classifier,
-    classify,
-    codec_round_trip,
-)
+from dctformer_tf.dct import SparseCodec, codec_round_trip
+from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier, classify
 from dctformer_tf.sampling import Sampler, SamplingSettings
 from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
 from tests.conditional.conftest import MAX_LENGTH, TINY, build_tiny_model

@@ -1,5 +1,5 @@
 """`dctformer evaluate` end to end on a tiny run: every metric written, parts add up, the
-floor computed, the Figure 9 plot and sample grid written; bad flags give clear errors."""
+floors computed, the Figure 9 plot and sample grid written; bad flags give clear errors."""
 
 import json
 
@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 
 from dctformer_tf.cli.main import main
-from dctformer_tf.dct import SparseCodec
+from dctformer_tf.dct import SparseCodec, codec_round_trip
+from dctformer_tf.evaluation.features import ShapesClassifierFeatures
+from dctformer_tf.evaluation.report import load_split
+from dctformer_tf.evaluation.sample_metrics import image_set_metrics
 from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier
 from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
 from tests.conditional.conftest import TINY, build_tiny_model
@@ -41,11 +44,20 @@ def test_evaluate_writes_every_metric(run, tmp_path):
         bpd["bpd"], rel=1e-6)
     assert sum(bpd["bpd_per_chunk"]) == pytest.approx(bpd["bpd"], rel=1e-6)
     assert report["compression"]["model_over_jpeg"] > 0
-    for part in ("samples", "floor"):
+    for part in ("samples", "floor", "codec_floor"):
         for name in ("fid", "sfid", "precision", "recall"):
             assert name in report[part], (part, name)
         assert report[part]["num_real"] == 6 and report[part]["num_fake"] == 6
-    assert report["floor"]["against"] == "train"
+    assert report["floor"]["against"] == report["codec_floor"]["against"] == "train"
+    # The codec floor is the train images through the run's codec against the test images.
+    real, _ = load_split("shapes", "test", 6, 32)
+    train, _ = load_split("shapes", "train", 6, 32)
+    features = ShapesClassifierFeatures(str(classifier))
+    coded = codec_round_trip(train, SparseCodec(quality=75, resolution=32))
+    expected = image_set_metrics(real, coded, features, ("fid", "sfid", "pr"))
+    for name in ("fid", "sfid", "precision", "recall"):
+        assert report["codec_floor"][name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6)
+    assert report["codec_floor"]["fid"] != pytest.approx(report["floor"]["fid"], rel=1e-3)
     assert (out / "bpd_per_chunk.png").exists() and (out / "samples_grid.png").exists()
 
 

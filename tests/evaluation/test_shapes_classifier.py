@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from dctformer_tf.data.shapes import shapes_arrays
+from dctformer_tf.dct import codec_round_trip
 from dctformer_tf.evaluation.shapes_classifier import (
     build_shapes_classifier,
     classify,
-    codec_round_trip,
     load_shapes_classifier,
     resize_to_input,
     shapes_codec,

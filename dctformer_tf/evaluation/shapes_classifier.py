@@ -169,7 +169,6 @@ def shapes_codec(image_size: int, quality: int) -> SparseCodec:
     return SparseCodec(block_size=8, quality=quality, resolution=image_size)
 
 
-
 def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random one of the 8 flips/quarter turns of each image: uint8 [N, S, S, 3]."""
     out = images.copy()

@@ -60,6 +60,9 @@ def test_loss_is_nats_per_loss_token():
     assert result["bits_per_token"] == pytest.approx(result["loss"] / np.log(2), rel=1e-5)
 
 
+# slow: 85 s on 2 cores (two strategies traced and trained). The default tier keeps a
+# mirrored fit step (tests/model/test_dctransformer.py::test_fit_step_under_mirrored_strategy).
+@pytest.mark.slow
 def test_mirrored_and_default_strategies_agree_and_train(two_cpu_strategy):
     reference = _trainer()
     open_rezero_branches(reference, seed=2)

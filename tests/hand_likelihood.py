@@ -8,9 +8,10 @@ import tensorflow as tf
 from dctformer_tf.dct import np_ops
 
 
-def hand_log_likelihoods(model, codec, chunk: int, overlap: int, triples) -> np.ndarray:
+def hand_log_likelihoods(model, codec, chunk: int, overlap: int, triples,
+                         label: int | None = None) -> np.ndarray:
     """float64 [3, L] natural-log likelihoods (channel, position, value) of each element;
-    EOS has only its channel term."""
+    EOS has only its channel term. `label`: the class id for a class-conditional model."""
     window = chunk + overlap
     c = codec.dct_channels
     start = np.array([c + 1, codec.num_positions, codec.num_values])  # one past each vocabulary
@@ -23,8 +24,11 @@ def hand_log_likelihoods(model, codec, chunk: int, overlap: int, triples) -> np.
         previous = start if w0 == 0 else triples[w0 - 1]
         inputs = np.concatenate([previous[None], targets[:-1]]).astype(np.int32)
         partial = np_ops.sparse_to_dense(triples[:first], codec, codec.grid)
-        logits = model({"partial_image": partial[None], "inputs": inputs[None],
-                        "targets": targets[None]})
+        features = {"partial_image": partial[None], "inputs": inputs[None],
+                    "targets": targets[None]}
+        if label is not None:
+            features["label"] = np.array([label], np.int32)
+        logits = model(features)
         logp = [tf.nn.log_softmax(logits[f"{name}_logits"][0]).numpy()
                 for name in ("channel", "position", "value")]
         for t in range(first - w0, end - w0):

@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # noqa: E402
 from dctformer_tf.dct import codec_round_trip  # noqa: E402
 from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
@@ -34,10 +35,7 @@ from dctformer_tf.sampling.figures import image_grid  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--checkpoint", default=None,
-                        help="a checkpoint prefix, e.g. MODEL_DIR/checkpoints/ckpt-500 "
-                             "(default: the latest)")
+    add_run_arguments(parser)
     parser.add_argument("--classifier", required=True, help=".keras file of the classifier")
     parser.add_argument("--out", required=True)
     parser.add_argument("--num_per_class", type=int, default=100)

@@ -16,6 +16,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
     class_bits,
     generative_classification,
@@ -26,10 +27,7 @@ from dctformer_tf.export.saved_model import load_trained_model  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--checkpoint", default=None,
-                        help="a checkpoint prefix, e.g. MODEL_DIR/checkpoints/ckpt-500 "
-                             "(default: the latest)")
+    add_run_arguments(parser)
     parser.add_argument("--source", default=None,
                         help="data source (default: the run's build_sequences.source)")
     parser.add_argument("--split", default="test")

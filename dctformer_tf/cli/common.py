@@ -1,4 +1,5 @@
-"""What the sub-commands share: the gin flags (--gin_file, --gin_bindings) and logging."""
+"""What the sub-commands and tools share: the gin flags (--gin_file, --gin_bindings), the
+trained-run flags (--model_dir, --checkpoint) and logging."""
 
 import logging
 import os
@@ -11,6 +12,14 @@ def add_gin_arguments(parser) -> None:
                         help="gin config file; repeat to combine (model, data, run)")
     parser.add_argument("--gin_bindings", action="append", default=[],
                         help="extra gin binding, e.g. \"train.batch_size = 8\"; repeatable")
+
+
+def add_run_arguments(parser) -> None:
+    """--model_dir and --checkpoint: the trained run a command reads."""
+    parser.add_argument("--model_dir", required=True, help="a `dctformer train` model_dir")
+    parser.add_argument("--checkpoint", default=None,
+                        help="a checkpoint prefix, e.g. MODEL_DIR/checkpoints/ckpt-500 "
+                             "(default: the latest)")
 
 
 def parse_gin(args, extra_bindings=()) -> None:

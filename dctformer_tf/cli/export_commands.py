@@ -1,15 +1,14 @@
 """`dctformer export`: a training run's latest checkpoint as a SavedModel."""
 
-from dctformer_tf.cli.common import setup_logging
+from dctformer_tf.cli.common import add_run_arguments, setup_logging
 
 
 def add_parsers(subparsers):
     export = subparsers.add_parser("export", help="write a SavedModel with serving signatures")
-    export.add_argument("--model_dir", required=True, help="a `dctformer train` model_dir")
+    add_run_arguments(export)
     export.add_argument("--out", required=True, help="SavedModel directory to write")
     export.add_argument("--max_length", type=int, default=None,
                         help="static sequence length of the signatures (default: training's)")
-    export.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: latest)")
     export.set_defaults(run=run_export)
 
 

@@ -12,14 +12,13 @@ import os
 
 import numpy as np
 
-from dctformer_tf.cli.common import setup_logging
+from dctformer_tf.cli.common import add_run_arguments, setup_logging
 from dctformer_tf.sampling.processors import HEADS, HeadSettings, SamplingSettings
 
 
 def add_sampling_arguments(parser) -> None:
     """Flags every sampling command shares (sample, upsample, colorize)."""
-    parser.add_argument("--model_dir", required=True, help="a `dctformer train` model_dir")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: latest)")
+    add_run_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same samples")
     parser.add_argument("--temperature", type=float, default=1.0, help="all heads")

@@ -16,6 +16,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tensorflow as tf  # noqa: E402
+
 from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
     class_bits,
@@ -23,6 +25,7 @@ from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
 )
 from dctformer_tf.evaluation.report import load_split, run_source  # noqa: E402
 from dctformer_tf.export.saved_model import load_trained_model  # noqa: E402
+from dctformer_tf.train.experiment import CHECKPOINT_DIR  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,7 +38,10 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
-    model, codec, config, max_length = load_trained_model(args.model_dir, args.checkpoint)
+    # The report names the checkpoint it scored, also when that is the latest.
+    checkpoint = args.checkpoint or tf.train.latest_checkpoint(
+        os.path.join(args.model_dir, CHECKPOINT_DIR))
+    model, codec, config, max_length = load_trained_model(args.model_dir, checkpoint)
     if not model.num_classes:
         raise SystemExit(f"{args.model_dir}: not a class-conditional run (num_classes = 0)")
     source = args.source or run_source(args.model_dir)
@@ -44,10 +50,11 @@ def main(argv=None) -> int:
     bits = class_bits(model, codec, images, config.chunk_size, config.chunk_overlap,
                       max_length, args.batch_size)
     report = generative_classification(bits, labels)
-    report.update(model_dir=args.model_dir, checkpoint=args.checkpoint, source=source,
+    report.update(model_dir=args.model_dir, checkpoint=checkpoint, source=source,
                   split=args.split, mean_bits=float(bits.mean()),
                   seconds=round(time.perf_counter() - start, 1))
-    per_class = " ".join(f"{a:.2f}" for a in report["per_class_accuracy"])
+    per_class = " ".join("n/a" if a is None else f"{a:.2f}"
+                         for a in report["per_class_accuracy"])
     print(f"generative classifier on {report['num_images']} {source} {args.split} images: "
           f"accuracy {report['accuracy']:.3f} (chance {1 / model.num_classes:.3f}), per class "
           f"{per_class}; true label's gain over the best wrong one "

@@ -1,4 +1,4 @@
-"""`dctformer export`: a training run's latest checkpoint as a SavedModel."""
+"""`dctformer export`: a training run's checkpoint (the latest by default) as a SavedModel."""
 
 from dctformer_tf.cli.common import add_run_arguments, setup_logging
 

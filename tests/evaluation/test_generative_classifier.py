@@ -52,13 +52,22 @@ def test_summary_against_hand_worked_numbers():
     # best wrong − true: 11 − 10, 5 − 4, 3 − 7, 1 − 8
     assert report["mean_gain_bits"] == pytest.approx((1 + 1 - 4 - 7) / 4)
     posterior = 2.0 ** -bits / (2.0 ** -bits).sum(axis=1, keepdims=True)
-    assert report["mean_true_posterior"] == pytest.approx(posterior[np.arange(4), labels].mean())
+    true_posterior = posterior[np.arange(4), labels]
+    assert report["mean_true_posterior"] == pytest.approx(true_posterior.mean())
+    assert report["mean_mixture_gain_bits"] == pytest.approx(np.mean(np.log2(3 * true_posterior)))
     assert report["num_images"] == 4
 
 
 def test_summary_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="labels must have shape"):
         generative_classification(np.zeros((3, 2)), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\).*\[-1, 2\]"):
+        generative_classification(np.zeros((3, 2)), np.array([0, 2, -1]))
+
+
+def test_a_class_without_images_has_no_accuracy():
+    report = generative_classification(np.array([[1.0, 2.0, 3.0]]), np.array([0]))
+    assert report["per_class_accuracy"] == [1.0, None, None]
 
 
 def test_bits_under_each_label_match_hand_likelihoods(setup):
@@ -85,17 +94,34 @@ def test_tool_reports_the_classification_of_the_given_checkpoint(setup, tmp_path
     model_dir = str(tmp_path / "run")
     os.makedirs(model_dir)
     write_run_file(model_dir, codec, CONFIG, MAX_LENGTH)
-    path = tf.train.Checkpoint(model=model).save(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt"))
+    checkpoint = tf.train.Checkpoint(model=model)
+    prefix = os.path.join(model_dir, CHECKPOINT_DIR, "ckpt")
+    first = checkpoint.save(prefix)  # the weights `bits` was computed with
+    table = model.channel_decoder.class_embedding.embeddings
+    kept = table.numpy()
+    try:  # the latest checkpoint scores the labels otherwise
+        table.assign(kept[::-1])
+        checkpoint.save(prefix)
+    finally:
+        table.assign(kept)
     spec = importlib.util.spec_from_file_location("generative_classifier_tool", TOOL)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    out = str(tmp_path / "report.json")
-    assert tool.main(["--model_dir", model_dir, "--checkpoint", path, "--source", "shapes",
-                      "--num", "3", "--out", out]) == 0
-    with open(out) as f:
-        report = json.load(f)
+    reports = {}
+    for name, args in (("first", ["--checkpoint", first]), ("latest", [])):
+        out = str(tmp_path / f"{name}.json")
+        assert tool.main(["--model_dir", model_dir, "--source", "shapes", "--num", "3",
+                          "--out", out] + args) == 0
+        with open(out) as f:
+            reports[name] = json.load(f)
     want = generative_classification(bits, labels)
+    report = reports["first"]
     assert report["confusion"] == want["confusion"]
     for key in ("accuracy", "mean_gain_bits", "mean_true_posterior"):
         assert report[key] == pytest.approx(want[key], rel=1e-5), key
-    assert report["checkpoint"] == path and report["source"] == "shapes"
+    assert report["checkpoint"] == first and report["source"] == "shapes"
+    # Without --checkpoint the latest is scored, and the report names it.
+    assert reports["latest"]["checkpoint"] == tf.train.latest_checkpoint(
+        os.path.join(model_dir, CHECKPOINT_DIR)) != first
+    assert reports["latest"]["mean_true_posterior"] != pytest.approx(
+        want["mean_true_posterior"], rel=1e-3)

@@ -2,9 +2,10 @@
 
 Each image is scored under every class, `bits[n, k] = −log2 p(x_n | k)` (whole sequence,
 all chunks, `evaluation.likelihood.sequence_nll`), and Bayes' rule with a uniform prior
-assigns it the class of fewest bits. A model that ignores its label scores every class alike and lands
-at chance; one that draws the class it is asked for must tell the classes apart here first,
-so this is a cheap check (no sampling, no external classifier) to watch during training.
+assigns it the class of fewest bits. A model that ignores its label scores every class
+alike and lands at chance; one that draws the class it is asked for must tell the classes
+apart here first, so this is a cheap check (no sampling, no external classifier) to watch
+during training.
 
 Against the class mixture `p(x) = (1/K) Σ_k p(x | k)`, the true label saves
 `log2 K + log2 p(y | x)` bits of an image, at most `log2 K` (1.58 bits for 3 classes) however

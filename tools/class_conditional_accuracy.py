@@ -23,6 +23,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
@@ -31,6 +32,7 @@ from dctformer_tf.dct import codec_round_trip  # noqa: E402
 from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
 from dctformer_tf.sampling import Sampler, SamplingSettings  # noqa: E402
 from dctformer_tf.sampling.figures import image_grid  # noqa: E402
+from dctformer_tf.train.experiment import CHECKPOINT_DIR  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,7 +53,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     classifier = load_shapes_classifier(args.classifier)
-    sampler = Sampler.from_model_dir(args.model_dir, args.checkpoint,
+    # The report names the checkpoint it sampled, also when that is the latest.
+    checkpoint = args.checkpoint or tf.train.latest_checkpoint(
+        os.path.join(args.model_dir, CHECKPOINT_DIR))
+    sampler = Sampler.from_model_dir(args.model_dir, checkpoint,
                                      jit_compile=not args.no_jit)
     if sampler.model.num_classes != len(SHAPE_CLASSES):
         raise SystemExit(f"{args.model_dir}: not a {len(SHAPE_CLASSES)}-class run "
@@ -63,7 +68,7 @@ def main(argv=None) -> int:
          for k, name in enumerate(SHAPE_CLASSES)}
         for images in (real, codec_round_trip(real, sampler.codec)))
     settings = SamplingSettings.uniform(temperature=args.temperature, top_p=args.top_p)
-    report = {"model_dir": args.model_dir, "checkpoint": args.checkpoint,
+    report = {"model_dir": args.model_dir, "checkpoint": checkpoint,
               "temperature": args.temperature,
               "top_p": args.top_p, "real_test_accuracy": real_accuracy,
               "real_coded_test_accuracy": coded_accuracy, "samples": {}}

@@ -71,6 +71,9 @@ def test_reports_the_classifier_on_the_given_checkpoints_samples(tmp_path):
         predicted = classify(classifier, images)
         assert report[key] == {name: np.mean(predicted[labels == k] == k)
                                for k, name in enumerate(("circle", "square", "triangle"))}
+    with open(tmp_path / "latest" / "class_accuracy.json") as f:
+        latest = json.load(f)["checkpoint"]  # named, not null, without --checkpoint
+    assert latest == tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR)) != first
     grids = [np.asarray(Image.open(tmp_path / run / "samples_by_class.png"))
              for run in ("first", "latest")]
     assert grids[0].shape == grids[1].shape and not np.array_equal(*grids)

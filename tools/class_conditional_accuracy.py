@@ -23,16 +23,15 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # noqa: E402
 from dctformer_tf.dct import codec_round_trip  # noqa: E402
 from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
+from dctformer_tf.export.saved_model import resolve_checkpoint  # noqa: E402
 from dctformer_tf.sampling import Sampler, SamplingSettings  # noqa: E402
 from dctformer_tf.sampling.figures import image_grid  # noqa: E402
-from dctformer_tf.train.experiment import CHECKPOINT_DIR  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -53,9 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     classifier = load_shapes_classifier(args.classifier)
-    # The report names the checkpoint it sampled, also when that is the latest.
-    checkpoint = args.checkpoint or tf.train.latest_checkpoint(
-        os.path.join(args.model_dir, CHECKPOINT_DIR))
+    checkpoint = resolve_checkpoint(args.model_dir, args.checkpoint)  # named in the report
     sampler = Sampler.from_model_dir(args.model_dir, checkpoint,
                                      jit_compile=not args.no_jit)
     if sampler.model.num_classes != len(SHAPE_CLASSES):

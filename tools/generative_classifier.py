@@ -16,7 +16,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
 
 from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
@@ -24,8 +23,7 @@ from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
     generative_classification,
 )
 from dctformer_tf.evaluation.report import load_split, run_source  # noqa: E402
-from dctformer_tf.export.saved_model import load_trained_model  # noqa: E402
-from dctformer_tf.train.experiment import CHECKPOINT_DIR  # noqa: E402
+from dctformer_tf.export.saved_model import load_trained_model, resolve_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,9 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--out", default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
-    # The report names the checkpoint it scored, also when that is the latest.
-    checkpoint = args.checkpoint or tf.train.latest_checkpoint(
-        os.path.join(args.model_dir, CHECKPOINT_DIR))
+    checkpoint = resolve_checkpoint(args.model_dir, args.checkpoint)  # named in the report
     model, codec, config, max_length = load_trained_model(args.model_dir, checkpoint)
     if not model.num_classes:
         raise SystemExit(f"{args.model_dir}: not a class-conditional run (num_classes = 0)")

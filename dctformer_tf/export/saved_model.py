@@ -91,6 +91,15 @@ class ExportModule(tf.Module):
         return {"encode": self.encode, "score": self.score, "sample": self.sample}
 
 
+def resolve_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
+    """The checkpoint prefix a command reads: `checkpoint` when given, else the latest in
+    `model_dir/checkpoints` (so reports can name what they evaluated)."""
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
+    return path
+
+
 def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
     """(DCTransformer with restored weights, SparseCodec, ModelConfig, max_length) of a run.
 
@@ -100,9 +109,7 @@ def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
     codec, config, max_length = read_run_file(model_dir)
     model = DCTransformer(**config.model_kwargs())
     model.build(config.input_shapes())
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
+    path = resolve_checkpoint(model_dir, checkpoint)
     # partial: the trainer's metrics and the optimizer are in the checkpoint too.
     restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
     log.info("Restored %s", path)

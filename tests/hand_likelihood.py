@@ -1,5 +1,5 @@
 """Per-element log-likelihoods of a whole sequence, built with numpy from the definitions
-(SPEC §2 chunk windows, §7 scoring): the independent reference of the `score` signature and
+(docs/design.md §2 chunk windows, §7 scoring): the independent reference of the `score` signature and
 of `evaluate_bpd`. One plain forward pass per chunk; no project scoring code."""
 
 import numpy as np

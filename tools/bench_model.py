@@ -4,7 +4,7 @@ and its model FLOPs utilisation (MFU) against a dense matmul peak measured in th
     python tools/bench_model.py [--config gin/models/small.gin] [--batch 16] [--steps 5]
 
 Tokens are loss-bearing target elements (`batch * chunk_size` per step; the overlap carries no
-loss), as in SPEC §2. Model FLOPs per train step are counted analytically: 3x the forward
+loss), as in docs/design.md §2. Model FLOPs per train step are counted analytically: 3x the forward
 matmul FLOPs (every dense/conv layer, the attention score and mixing products in full, the
 three output heads), the usual forward + 2x backward rule. MFU = model FLOP/s divided by the
 FLOP/s of a large square float32 (or bfloat16) matmul timed with tf.function here.

@@ -1,4 +1,4 @@
-"""Sampling throughput: cached decoding against the no-cache reference loop (SPEC §5).
+"""Sampling throughput: cached decoding against the no-cache reference loop (docs/design.md §5).
 
     python tools/bench_sampling.py [--window 1024] [--steps 48] [--batch 8]
 

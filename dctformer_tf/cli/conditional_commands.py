@@ -1,5 +1,5 @@
 """`dctformer upsample | colorize`: super-resolution and colorization with a forced prefix
-(SPEC §6, paper Figures 13–14).
+(docs/design.md §6, paper Figures 13–14).
 
     dctformer upsample --model_dir runs/shapes LOWRES.png --out out/up --num_samples 3
     dctformer colorize --model_dir runs/colorize GRAY.png --out out/color --original RGB.png

@@ -1,4 +1,4 @@
-"""Data (SPEC §2): image sources (embedded `shapes`, image folders, TFDS) and the tf.data
+"""Data (docs/design.md §2): image sources (embedded `shapes`, image folders, TFDS) and the tf.data
 graph that turns images into sparse DCT sequences."""
 
 from dctformer_tf.data.image_io import ImageLoadError, decode_image_bytes, load_image

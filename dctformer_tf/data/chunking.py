@@ -1,4 +1,4 @@
-"""Chunked training examples from sparse sequences (SPEC §2, paper App. C).
+"""Chunked training examples from sparse sequences (docs/design.md §2, paper App. C).
 
 A sequence of length L (EOS included) is cut into target chunks of `chunk_size` elements, the
 last one holding the remaining `L − (n − 1)·chunk_size`, with `n = ceil(L / chunk_size)` (so
@@ -125,7 +125,7 @@ def make_training_example(
       overlap: int. Context elements before the chunk in the decoder window.
       chunk_index: int32 []. k, with k·chunk_size < L.
       loss_from_channel: int. Only targets with channel >= this carry loss (EOS always
-        does): fine-tuning for a forced prefix (SPEC §6), e.g. 3 skips the DC band under
+        does): fine-tuning for a forced prefix (docs/design.md §6), e.g. 3 skips the DC band under
         "bands" (super-resolution), S² skips all of Y under "luma_first" (colorization).
         0 (default): every target of the chunk.
     Returns:
@@ -228,7 +228,7 @@ def chunk_dataset(
 
 def start_triple(codec: SparseCodec) -> tuple[int, int, int]:
     """The START triple `(C + 1, P, V)`: ids just past each target vocabulary (the model's
-    `channel_decoder.start_triple`; data does not import the model, SPEC's dependency rule)."""
+    `channel_decoder.start_triple`; data does not import the model, the dependency rule of docs/design.md)."""
     return codec.dct_channels + 1, codec.num_positions, codec.num_values
 
 

@@ -1,6 +1,6 @@
 """Image files in, 8-bit RGB out: the one place where Pillow's many modes become `uint8 [H, W, 3]`.
 
-SPEC §1.1: grayscale, palette and CMYK input is converted to RGB, 16-bit input is scaled to
+docs/design.md §1.1: grayscale, palette and CMYK input is converted to RGB, 16-bit input is scaled to
 8 bits, alpha is composited on neutral grey; anything else is a clear error. Every error is an
 `ImageLoadError` whose message starts with the file name, so a data pipeline can skip and
 report a bad file instead of dying on it.

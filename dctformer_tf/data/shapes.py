@@ -1,4 +1,4 @@
-"""The embedded default dataset `shapes` (SPEC §2), generated here so everything runs offline.
+"""The embedded default dataset `shapes` (docs/design.md §2), generated here so everything runs offline.
 
 Each image is `size × size` RGB (64 by default): a smooth colour gradient (bilinear between
 four random corner colours) under 1–3 filled shapes — circle, square, equilateral triangle —

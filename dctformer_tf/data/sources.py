@@ -1,4 +1,4 @@
-"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 []}` (SPEC §2).
+"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 []}` (docs/design.md §2).
 
 - `shapes_dataset`: the embedded `shapes` data (`data/shapes.py`), static shape [64, 64, 3].
 - `image_folder_dataset`: a folder of image files, label from the first-level sub-folder.

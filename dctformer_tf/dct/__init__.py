@@ -1,4 +1,4 @@
-"""The sparse DCT representation (SPEC §1): numpy reference (`np_ops`), TensorFlow twin
+"""The sparse DCT representation (docs/design.md §1): numpy reference (`np_ops`), TensorFlow twin
 (`tf_ops`), tables, channel orders and the `SparseCodec` that ties them together."""
 
 from dctformer_tf.dct.codec import SequenceOverflowError, SparseCodec, codec_round_trip

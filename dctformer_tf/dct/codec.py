@@ -1,4 +1,4 @@
-"""`SparseCodec`: an image <-> sparse DCT sequence, with its vocabularies (SPEC §1).
+"""`SparseCodec`: an image <-> sparse DCT sequence, with its vocabularies (docs/design.md §1).
 
 The codec validates its settings once, builds the tables both twins need, and offers the
 numpy path (`encode`, `decode`, `encode_dense`, ...) for tools and tests, and the

@@ -3,7 +3,7 @@
 `tf_ops.py` holds the TensorFlow twin of every function here, with the same name,
 arguments and shape contract; the tests hold the two bit-exact to each other.
 
-Pipeline (SPEC §1): canvas -> JFIF YCbCr, level shift -> 4:2:0 chroma -> block DCT ->
+Pipeline (docs/design.md §1): canvas -> JFIF YCbCr, level shift -> 4:2:0 chroma -> block DCT ->
 quantize -> dense DCT image [Gh, Gw, C] in channel-rank order -> sparse triples.
 All arithmetic before rounding is float64 so that numpy and TensorFlow, which sum in
 different orders, stay far (~1e-12) from every rounding boundary, and rounding adds
@@ -49,7 +49,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def canvas_size(height: int, width: int, resolution: int | None, block_size: int) -> tuple:
-    """Content size (h, w) and canvas size (Hc, Wc) of an image, SPEC §1.1.
+    """Content size (h, w) and canvas size (Hc, Wc) of an image, docs/design.md §1.1.
 
     With a resolution R the long side becomes R and the short side is rounded (halves up)
     to a multiple of 2S (at least 2S); the canvas is R x R. Without one the image keeps its

@@ -5,7 +5,7 @@ A coefficient is named by its *raw index* `k·S² + u·S + v`: component k (0 = 
 the sequence order, so "channels never decrease along a sequence" is the whole ordering rule
 and the dense DCT image stores its channel axis in rank order.
 
-Orders (SPEC §1.7):
+Orders (docs/design.md §1.7):
   "bands"      dyadic frequency bands, low to high; band 0 = {(0,0)}, band b holds
                2^(b-1) <= max(u, v) < 2^b; each band visits Y, then Cr, then Cb, each in
                JPEG zigzag order. The DC terms come first: every sequence starts with the

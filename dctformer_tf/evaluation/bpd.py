@@ -1,4 +1,4 @@
-"""Bits per subpixel (bpd) of whole sequences, with its breakdowns (SPEC §7, paper Fig. 9).
+"""Bits per subpixel (bpd) of whole sequences, with its breakdowns (docs/design.md §7, paper Fig. 9).
 
 bpd = total NLL of a sequence (all chunks, EOS included) in bits / (3·h·w of the content).
 Reported in total, per component (channel, position, value) and per chunk index; bits per

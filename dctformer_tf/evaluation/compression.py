@@ -1,4 +1,4 @@
-"""The compression view (SPEC §7): a likelihood model of the sparse sequences is a learned
+"""The compression view (docs/design.md §7): a likelihood model of the sparse sequences is a learned
 entropy coder of JPEG's own quantized coefficients, so its bits per image compare directly
 with the entropy-coded scan data of a JPEG of the same pixels at the same quality (Pillow,
 Huffman tables optimized, headers and tables excluded).

@@ -1,4 +1,4 @@
-"""Pluggable feature networks for FID, sFID and precision/recall (SPEC §7).
+"""Pluggable feature networks for FID, sFID and precision/recall (docs/design.md §7).
 
 An extractor maps uint8 images [N, H, W, 3] to a dict of float feature arrays, in batches:
   "pool":    [N, Dp] global features (FID, precision/recall),

@@ -1,4 +1,4 @@
-"""Fréchet distance between Gaussians fitted to feature sets: FID and sFID (SPEC §7).
+"""Fréchet distance between Gaussians fitted to feature sets: FID and sFID (docs/design.md §7).
 
     d² = |μ1 − μ2|² + tr Σ1 + tr Σ2 − 2 tr (Σ1^½ Σ2 Σ1^½)^½
 

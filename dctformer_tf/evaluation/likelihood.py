@@ -1,4 +1,4 @@
-"""Whole-sequence log-likelihoods: every chunk scored with its true partial image (SPEC §7).
+"""Whole-sequence log-likelihoods: every chunk scored with its true partial image (docs/design.md §7).
 
 A sequence of L elements (EOS included) is cut into chunks exactly as in training
 (`data.chunking.make_training_example`); chunk k is scored by one forward pass over its

@@ -1,4 +1,4 @@
-"""Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019), k = 3 (SPEC §7).
+"""Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019), k = 3 (docs/design.md §7).
 
 Each feature set stands for a manifold: the union of balls around its samples, each ball's
 radius being the distance from the sample to its k-th nearest neighbour in the same set

@@ -1,4 +1,4 @@
-"""The whole evaluation of a trained run (`dctformer evaluate`, SPEC §7): bpd with its
+"""The whole evaluation of a trained run (`dctformer evaluate`, docs/design.md §7): bpd with its
 breakdowns and Figure 9 plot, the compression report, and FID / sFID / precision-recall of
 samples against a data split, with the same metrics for the data's own floor (the split
 against the training split) and for the codec's floor (the training split's images as their

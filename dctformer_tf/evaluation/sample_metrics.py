@@ -1,4 +1,4 @@
-"""Sample-quality metrics of a generated image set against a real one (SPEC §7):
+"""Sample-quality metrics of a generated image set against a real one (docs/design.md §7):
 FID on the extractor's "pool" features, sFID on its "spatial" features, and improved
 precision/recall (k = 3) on "pool"."""
 

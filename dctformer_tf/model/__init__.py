@@ -1,4 +1,4 @@
-"""The DCTransformer network (SPEC §3, paper App. B): Keras 3 layers and the model."""
+"""The DCTransformer network (docs/design.md §3, paper App. B): Keras 3 layers and the model."""
 
 from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttention
 from dctformer_tf.model.channel_decoder import ChannelDecoder, start_triple

@@ -9,7 +9,7 @@ from keras import ops
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
 
 VALUE_SCALES = ("quantized", "dequantized")
-# How the scaled values enter the conv: "linear" is SPEC §3's `v / scale`; "signed_log" is
+# How the scaled values enter the conv: "linear" is docs/design.md §3's `v / scale`; "signed_log" is
 # `sign(v)·log(1 + |v|) / log(1 + scale)`, also in [-1, 1], which lifts the small AC values
 # (|v| of 1–10 are 0.001–0.01 of a clip of 1200 linearly, 0.1–0.34 here) to the DC's range.
 INPUT_TRANSFORMS = ("linear", "signed_log")
@@ -84,7 +84,7 @@ class PartialImageEncoder(keras.layers.Layer):
         dropout: float. Dropout rate on the residual branches.
         num_classes: int. Number of classes for the class embedding; 0 = unconditional.
         value_scale: str. `"quantized"` or `"dequantized"`: what the partial image holds.
-        input_transform: str. `"linear"` (`v / scale`, SPEC §3) or `"signed_log"`
+        input_transform: str. `"linear"` (`v / scale`, docs/design.md §3) or `"signed_log"`
             (`sign(v)·log(1 + |v|) / log(1 + scale)`; see `INPUT_TRANSFORMS`).
         layer_norm_epsilon: float. Epsilon of the layer norms.
 

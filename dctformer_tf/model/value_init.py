@@ -11,7 +11,7 @@ rarely. With `value_init="sinusoidal"` both tables start as the same Fourier fea
 so a hidden state carrying the features of a value `u` gives logits peaked at `u` and
 decaying smoothly (heavy-tailed) with |v − u|. Both tables stay ordinary trainable weights
 of the same shapes; only their starting point changes, so the architecture, parameter count
-and checkpoints are those of SPEC §3.
+and checkpoints are those of docs/design.md §3.
 """
 
 import math

@@ -1,4 +1,4 @@
-"""Super-resolution and colorization as forced prefixes (SPEC §6, paper App. F).
+"""Super-resolution and colorization as forced prefixes (docs/design.md §6, paper App. F).
 
 Both tasks rest on the channel order:
 - under `"bands"` the first channels are the DC terms (band 0 of Y, Cr, Cb). A constant
@@ -27,9 +27,9 @@ from dctformer_tf.dct.order import channel_bands, channel_components
 from dctformer_tf.sampling.sampler import Sampler, SampleResult
 
 TASKS = ("upsample", "colorize")
-# The order each task needs (SPEC §1.7, §6).
+# The order each task needs (docs/design.md §1.7, §6).
 TASK_ORDER = {"upsample": "bands", "colorize": "luma_first"}
-# JFIF luma weights (SPEC §1.2); Pillow's "L" conversion is their 16-bit fixed point.
+# JFIF luma weights (docs/design.md §1.2); Pillow's "L" conversion is their 16-bit fixed point.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 # PSNR of identical images, so that reports stay finite JSON numbers.
 PSNR_CAP_DB = 100.0

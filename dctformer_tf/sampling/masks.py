@@ -1,6 +1,6 @@
-"""Validity masks of the sampler: only triples a real sequence can contain (SPEC §5).
+"""Validity masks of the sampler: only triples a real sequence can contain (docs/design.md §5).
 
-A sparse sequence lists the non-zero coefficients sorted by channel, then position (SPEC §1.8),
+A sparse sequence lists the non-zero coefficients sorted by channel, then position (docs/design.md §1.8),
 so given the previous element `(c', p')`:
 - channel: `c >= c'`, and `c = c'` only if channel `c'` still has a valid position after
   `p'`; EOS (`C`) is always allowed (and is the only choice at the last slot of the buffer);

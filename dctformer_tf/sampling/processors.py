@@ -1,4 +1,4 @@
-"""Logits processors and the categorical draw of the sampler (SPEC §5).
+"""Logits processors and the categorical draw of the sampler (docs/design.md §5).
 
 Pure functions of float32 logits `[B, N]`, one row per sample, usable in `tf.function` and
 under XLA. Masked entries hold `MASKED` (a large finite negative number rather than −inf, so

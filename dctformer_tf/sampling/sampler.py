@@ -1,4 +1,4 @@
-"""Chunk-by-chunk generation with cached decoders (SPEC §5, paper §3.3).
+"""Chunk-by-chunk generation with cached decoders (docs/design.md §5, paper §3.3).
 
 The sequence buffer `[B, L_max, 3]` is filled chunk by chunk on exactly the grid of training
 (`data.chunking`): chunk k holds elements `[k·chunk, (k+1)·chunk)`; its partial image is the

@@ -1,4 +1,4 @@
-"""Whole-sequence bpd of a held-out split in TensorBoard during training (SPEC §7).
+"""Whole-sequence bpd of a held-out split in TensorBoard during training (docs/design.md §7).
 
 Keras' validation loss scores random chunks; this scores whole sequences, every chunk with
 its true partial image (`evaluation.bpd`), as the paper reports likelihood.

@@ -1,4 +1,4 @@
-"""The DCTransformer loss: three masked cross-entropies, summed (SPEC §3–4).
+"""The DCTransformer loss: three masked cross-entropies, summed (docs/design.md §3–4).
 
 Every element `(c, p, v)` costs `−log p(c) − log p(p | c) − log p(v | c, p)` nats, except
 EOS (`c = C`, the last channel id), whose position and value are padding and cost nothing:

@@ -1,4 +1,4 @@
-"""TensorBoard sample grids during training (SPEC §4): a few samples every N steps."""
+"""TensorBoard sample grids during training (docs/design.md §4): a few samples every N steps."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Learning-rate schedule and run length (SPEC §4, paper App. C).
+"""Learning-rate schedule and run length (docs/design.md §4, paper App. C).
 
 Linear warmup (1000 steps) to the peak learning rate, then cosine decay to 0 at the end of
 the run. The run length is a budget of loss-bearing tokens, converted to optimizer steps.

@@ -1,4 +1,4 @@
-"""`tf.distribute` strategy chosen by name (SPEC §4); build the model and optimizer in its
+"""`tf.distribute` strategy chosen by name (docs/design.md §4); build the model and optimizer in its
 `scope()`."""
 
 import tensorflow as tf

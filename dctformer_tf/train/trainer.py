@@ -1,7 +1,7 @@
 """`DCTransformerTrainer`: the DCTransformer with its training loss and metrics, for `fit`.
 
 The model itself only maps inputs to logits; this subclass adds what Keras' `train_step`
-needs: `compute_loss` (the three masked cross-entropies, SPEC §4) and metrics (component
+needs: `compute_loss` (the three masked cross-entropies, docs/design.md §4) and metrics (component
 losses, bits per loss token, tokens seen). Weights and layer names are the parent's, so a
 checkpoint of the trainer restores into a plain `DCTransformer` for sampling and export.
 """

@@ -1,4 +1,4 @@
-"""Prefix construction (SPEC §6) against independent references: the DC terms of constant
+"""Prefix construction (docs/design.md §6) against independent references: the DC terms of constant
 blocks written out by hand (DC = S·(x − 128), JFIF colour, the DC steps libjpeg writes), the
 block means the DC band decodes to, Pillow's grayscale conversion and JPEG decode."""
 
@@ -58,7 +58,7 @@ def test_dc_prefix_equals_the_dc_terms_of_constant_blocks(block_size, resolution
     q_luma, q_chroma = jpeg_dc_steps(quality)  # T_S[0, 0] = T_8[0, 0] for every S
     yuv = ycbcr(low)
     # Luma block (i, j) is the constant low-res pixel (i, j); chroma block (i, j) covers
-    # 2x2 low-res pixels and sits at cell (2i, 2j) (SPEC §1.6).
+    # 2x2 low-res pixels and sits at cell (2i, 2j) (docs/design.md §1.6).
     chroma = yuv.reshape(g // 2, 2, g // 2, 2, 3).mean(axis=(1, 3))
     planes = {0: s * yuv[..., 0] / q_luma}  # channel 0: Y DC (bands order: Y, Cr, Cb)
     for channel, k in ((1, 2), (2, 1)):  # channel 1: Cr DC, channel 2: Cb DC

@@ -1,4 +1,4 @@
-"""Prefix fidelity through the real sampler (SPEC §6): every super-resolved sample keeps the
+"""Prefix fidelity through the real sampler (docs/design.md §6): every super-resolved sample keeps the
 input's DC band, so its ×S block means are the input up to DC quantization; every colorized
 sample keeps the input's Y coefficients, so its luma is the gray input's JPEG decode; samples
 differ between seeds while keeping the prefix."""
@@ -61,7 +61,7 @@ def test_every_super_resolved_sample_keeps_the_dc_band(upsampled):
                                         strict=True):
             sequence = _sequence(triples, n)
             masks.check_triples_valid(geometry, triples[:n], (32, 32), S)
-            # Channels 0, 1, 2 are the DC band under "bands" (Y, Cr, Cb; SPEC §1.7).
+            # Channels 0, 1, 2 are the DC band under "bands" (Y, Cr, Cb; docs/design.md §1.7).
             np.testing.assert_array_equal(sequence[sequence[:, 0] < 3], out.prefix)
             assert len(sequence) >= len(out.prefix) + 30  # the model drew the rest
             assert fidelity["dc_band_equal"]
@@ -115,7 +115,7 @@ def test_every_colorized_sample_keeps_the_luma(colorized):
         for triples, n, image, fidelity in zip(out.result.triples, out.result.length,
                                                out.result.images, out.fidelity, strict=True):
             sequence = _sequence(triples, n)
-            # Y channels are ids 0 ... S² − 1 under "luma_first" (SPEC §1.7).
+            # Y channels are ids 0 ... S² − 1 under "luma_first" (docs/design.md §1.7).
             np.testing.assert_array_equal(sequence[sequence[:, 0] < 64], out.prefix)
             assert (sequence[len(out.prefix):, 0] >= 64).sum() >= 10  # chroma was drawn
             assert cond.psnr(cond.luma(image), jpeg) >= 40

@@ -1,4 +1,4 @@
-"""Chunked training examples against hand-written numpy references (SPEC §2, App. C)."""
+"""Chunked training examples against hand-written numpy references (docs/design.md §2, App. C)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Validity masks on hand-made cases (SPEC §1.8 ordering, chroma cells, content area)."""
+"""Validity masks on hand-made cases (docs/design.md §1.8 ordering, chroma cells, content area)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The sampler's loop (SPEC §5): scripted stub logits come out exactly, across all three
+"""The sampler's loop (docs/design.md §5): scripted stub logits come out exactly, across all three
 heads, chunk boundaries and the overlap; per-sample stopping; prefixes; masks on 10,000
 random-logit triples; seeds; cached == no-cache on a real tiny model; and an end-to-end run
 where a model that memorised one image samples it back."""

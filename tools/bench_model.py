@@ -11,6 +11,7 @@ FLOP/s of a large square float32 (or bfloat16) matmul timed with tf.function her
 """
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import time
@@ -25,10 +26,11 @@ import tensorflow as tf  # noqa: E402
 
 from dctformer_tf.model.configs import build_model  # noqa: E402
 from dctformer_tf.model.partial_image_encoder import encoder_grid_size  # noqa: E402
+from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
 
 GIN_SMALL = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models" / "small.gin"
 
-gin_build_model = gin.external_configurable(build_model, name="build_model")
+TRAIN_GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "runs" / "train.gin"
 
 
 def forward_flops(config: dict, batch_size: int) -> int:
@@ -129,9 +131,9 @@ def run_mode(mode, args, gin_file):
     policy = "mixed_bfloat16" if mode == "bf16 graph" else "float32"
     keras.config.set_dtype_policy(policy)
     gin.clear_config()
-    gin.parse_config_file(gin_file)
+    gin.parse_config_files_and_bindings([gin_file, str(TRAIN_GIN)], [])
     chunk_size = gin.query_parameter("%CHUNK_SIZE")
-    model = gin_build_model()
+    model = build_model(**dataclasses.asdict(gin_model_config()))
     optimizer = keras.optimizers.Adam(5e-4)
     optimizer.build(model.trainable_variables)
     x, mask = random_batch(model, args.batch, chunk_size)

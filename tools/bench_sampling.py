@@ -11,6 +11,7 @@ triples/s of each and their ratio (issue target: cached >= 10x at window 1024 on
 """
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import time
@@ -25,18 +26,19 @@ from dctformer_tf.dct import SparseCodec  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
 from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 from dctformer_tf.sampling import Sampler  # noqa: E402
+from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
 
 GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
-gin_build_model = gin.external_configurable(build_model, name="build_model")
+TRAIN_GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "runs" / "train.gin"
 
 
 def random_model(name: str, window: int, overlap: int):
     gin.clear_config()
     gin.parse_config_files_and_bindings(
-        [str(GIN / f"{name}.gin")],
+        [str(GIN / f"{name}.gin"), str(TRAIN_GIN)],
         [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}"])
     keras.utils.set_random_seed(0)
-    model = gin_build_model()  # built, random weights
+    model = build_model(**dataclasses.asdict(gin_model_config()))  # built, random weights
     open_rezero_branches(model)
     favour_long_samples(model)
     codec = SparseCodec(block_size=model.block_size, clip=model.clip,

@@ -29,7 +29,7 @@ from dctformer_tf.cli.common import add_run_arguments  # noqa: E402
 from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # noqa: E402
 from dctformer_tf.dct import codec_round_trip  # noqa: E402
 from dctformer_tf.evaluation.shapes_classifier import classify, load_shapes_classifier  # noqa: E402
-from dctformer_tf.export.saved_model import resolve_checkpoint  # noqa: E402
+from dctformer_tf.runs import resolve_checkpoint  # noqa: E402
 from dctformer_tf.sampling import Sampler, SamplingSettings  # noqa: E402
 from dctformer_tf.sampling.figures import image_grid  # noqa: E402
 

@@ -22,8 +22,8 @@ from dctformer_tf.evaluation.generative_classifier import (  # noqa: E402
     class_bits,
     generative_classification,
 )
-from dctformer_tf.evaluation.report import load_split, run_source  # noqa: E402
-from dctformer_tf.export.saved_model import load_trained_model, resolve_checkpoint  # noqa: E402
+from dctformer_tf.evaluation.report import load_split, run_data  # noqa: E402
+from dctformer_tf.runs import load_trained_model, resolve_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,14 +37,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
     checkpoint = resolve_checkpoint(args.model_dir, args.checkpoint)  # named in the report
-    model, codec, config, max_length = load_trained_model(args.model_dir, checkpoint)
+    model, run = load_trained_model(args.model_dir, checkpoint)
+    codec = run.codec
     if not model.num_classes:
         raise SystemExit(f"{args.model_dir}: not a class-conditional run (num_classes = 0)")
-    source = args.source or run_source(args.model_dir)
-    images, labels = load_split(source, args.split, args.num, codec.resolution)
+    source, source_kwargs = run_data(args.model_dir, args.source)
+    images, labels = load_split(source, args.split, args.num, codec.resolution, **source_kwargs)
     start = time.perf_counter()
-    bits = class_bits(model, codec, images, config.chunk_size, config.chunk_overlap,
-                      max_length, args.batch_size)
+    bits = class_bits(model, codec, images, run.chunking.chunk_size, run.chunking.overlap,
+                      run.max_length, args.batch_size)
     report = generative_classification(bits, labels)
     report.update(model_dir=args.model_dir, checkpoint=checkpoint, source=source,
                   split=args.split, mean_bits=float(bits.mean()),

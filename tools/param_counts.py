@@ -9,6 +9,7 @@ count (`dctformer_tf.model.configs.count_parameters`) is printed beside it as a 
 """
 
 import argparse
+import dataclasses
 import gc
 import os
 import pathlib
@@ -20,11 +21,12 @@ import gin  # noqa: E402
 import keras  # noqa: E402
 
 from dctformer_tf.model.configs import build_model, count_parameters  # noqa: E402
+from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
 
 GIN_MODELS = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
 TABLE3 = ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"]
 
-gin_build_model = gin.external_configurable(build_model, name="build_model")
+TRAIN_GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "runs" / "train.gin"
 
 
 def main():
@@ -37,9 +39,9 @@ def main():
     print(f"{'config':<14}{'built':>14}{'analytic':>14}{'paper':>10}{'ratio':>8}")
     for path in files:
         gin.clear_config()
-        gin.parse_config_file(path)
+        gin.parse_config_files_and_bindings([path, str(TRAIN_GIN)], [])
         paper = gin.query_parameter("%PAPER_PARAMETERS")
-        model = gin_build_model(build=not args.no_build)
+        model = build_model(build=not args.no_build, **dataclasses.asdict(gin_model_config()))
         analytic = count_parameters(model.get_config())
         built = "-" if args.no_build else f"{model.count_params():,}"
         name = pathlib.Path(path).stem

@@ -52,9 +52,9 @@ def add_parsers(subparsers):
 
 def run_conditional(args, task: str) -> None:
     from dctformer_tf.data.image_io import load_image
+    from dctformer_tf.runs import read_run_file
     from dctformer_tf.sampling import conditional
     from dctformer_tf.sampling.figures import image_grid
-    from dctformer_tf.train.experiment import read_run_file
 
     setup_logging()
     if args.num_samples < 1:
@@ -64,7 +64,7 @@ def run_conditional(args, task: str) -> None:
                          f"{len(args.images)} inputs: give one per input, in the same order")
     settings = settings_from_args(args)
     # Order and input sizes are checked against the run's codec before the model loads.
-    codec, _, _ = read_run_file(args.model_dir)
+    codec = read_run_file(args.model_dir).codec
     conditional.check_task_order(codec, task)
     make_prefix = (conditional.downsample_prefix if task == "upsample"
                    else conditional.luma_prefix)

@@ -27,10 +27,39 @@ The batched dataset yields one dict per batch, the Keras `x` of `model.fit` (no 
 `content_hw`. The model ignores the keys it does not use.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec, tf_ops
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunking:
+    """How a run cuts its sequences: the one setting that the data, the model's window, the
+    sampler, likelihood scoring and export all share (docs/design.md §2).
+
+    Args:
+      chunk_size: int. Target elements per chunk (paper: 896).
+      overlap: int. Context elements before the targets of a chunk (paper: 128).
+    """
+
+    chunk_size: int
+    overlap: int
+
+    def __post_init__(self):
+        if isinstance(self.chunk_size, bool) or int(self.chunk_size) != self.chunk_size \
+                or self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+        if isinstance(self.overlap, bool) or int(self.overlap) != self.overlap \
+                or self.overlap < 0:
+            raise ValueError(f"overlap must be a non-negative integer, got {self.overlap!r}")
+
+    @property
+    def window(self) -> int:
+        """Decoder window `T = chunk_size + overlap`."""
+        return self.chunk_size + self.overlap
 
 
 def chunk_probabilities(num_chunks: int, p_min: float = 0.1, power: float = 3.0) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.evaluation.likelihood import sequence_nll
-from dctformer_tf.train.losses import COMPONENTS
+from dctformer_tf.model.losses import COMPONENTS
 
 
 def evaluate_bpd(model, codec, sequences: tf.data.Dataset, chunk_size: int, overlap: int,

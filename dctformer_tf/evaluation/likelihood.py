@@ -10,7 +10,7 @@ in the sequence, so the sum over a sequence is the model's total NLL of the imag
 import tensorflow as tf
 
 from dctformer_tf.data.chunking import make_training_example
-from dctformer_tf.train.losses import COMPONENTS, element_nll
+from dctformer_tf.model.losses import COMPONENTS, element_nll
 
 
 def sequence_nll(model, codec, triples, length, label, chunk_size: int, overlap: int) -> dict:

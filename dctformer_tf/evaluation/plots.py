@@ -9,7 +9,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dctformer_tf.train.losses import COMPONENTS
+from dctformer_tf.model.losses import COMPONENTS
 
 # Bar colours, bottom to top. The legend swatches are LEGEND_SWATCH² squares of these.
 COMPONENT_COLORS = {"channel": (31, 119, 180), "position": (255, 127, 14), "value": (44, 160, 44)}

@@ -10,7 +10,6 @@ Writes to `out`: `evaluation.json`, `bpd_per_chunk.png`, and `samples_grid.png`.
 import json
 import logging
 import os
-import re
 import time
 
 import keras
@@ -24,22 +23,22 @@ from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.evaluation.compression import compression_report
 from dctformer_tf.evaluation.plots import save_bpd_per_chunk_plot
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
+from dctformer_tf.runs import RUN_FILE, read_run_file
 
 log = logging.getLogger("dctformer_tf.evaluation")
 ALL_METRICS = ("bpd", "compression", "fid", "sfid", "pr")
 
 
-def run_source(model_dir: str) -> str:
-    """The `build_sequences.source` of a run, read from its operative gin config."""
-    path = os.path.join(model_dir, "operative_config.gin")
-    try:
-        text = open(path).read()
-    except OSError as error:
-        raise FileNotFoundError(f"{path}: cannot read the run's gin config ({error})") from None
-    match = re.search(r"^build_sequences\.source\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-    if not match:
-        raise ValueError(f"{path}: no build_sequences.source; pass --source")
-    return match.group(1)
+def run_data(model_dir: str, source: str | None = None) -> tuple[str, dict]:
+    """(source, get_source keyword arguments) of a run: `source` when given, else the data
+    its run.json records."""
+    if source:
+        return source, {}
+    data = read_run_file(model_dir).data
+    if data is None:
+        raise ValueError(f"{os.path.join(model_dir, RUN_FILE)} records no data source "
+                         "(a run written before it did): pass --source")
+    return data.source, data.source_kwargs()
 
 
 def load_split(source: str, split: str, num: int, resolution: int, **source_kwargs) -> tuple:
@@ -89,12 +88,12 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
     os.makedirs(out, exist_ok=True)
     sampler = Sampler.from_model_dir(model_dir, checkpoint, **sampler_kwargs)
     codec, model = sampler.codec, sampler.model
-    source = source or run_source(model_dir)
+    source, source_kwargs = run_data(model_dir, source)
     report = {"model_dir": model_dir, "source": source, "split": split}
 
     if "bpd" in metrics or "compression" in metrics:
         progress(f"bpd: {num_images} {split} images...")
-        images, labels = load_split(source, split, num_images, codec.resolution)
+        images, labels = load_split(source, split, num_images, codec.resolution, **source_kwargs)
         data = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
         try:
             result = evaluate_bpd(model, codec, encode_dataset(data, codec, sampler.max_length),
@@ -117,7 +116,7 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
                          f"distinct values than JPEG (clip >= {codec.max_magnitude} avoids it)")
 
     if sample_metrics:
-        real, real_labels = load_split(source, split, num_samples, codec.resolution)
+        real, real_labels = load_split(source, split, num_samples, codec.resolution, **source_kwargs)
         progress(f"sampling {num_samples} images...")
         start = time.perf_counter()
         label = real_labels if model.num_classes else None  # the split's class balance
@@ -137,7 +136,8 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
         report["samples"] = image_set_metrics(real, fake, features, sample_metrics)
         progress(f"  samples vs {split}: {_metric_line(report['samples'])}")
         if baseline_split:
-            floor, _ = load_split(source, baseline_split, num_samples, codec.resolution)
+            floor, _ = load_split(source, baseline_split, num_samples, codec.resolution,
+                                  **source_kwargs)
             report["floor"] = image_set_metrics(real, floor, features, sample_metrics)
             report["floor"]["against"] = baseline_split
             progress(f"  floor ({baseline_split} vs {split}): {_metric_line(report['floor'])}")

@@ -16,15 +16,13 @@ Signatures:
 """
 
 import logging
-import os
 
 import tensorflow as tf
 
 from dctformer_tf.evaluation.likelihood import sequence_nll
-from dctformer_tf.model import DCTransformer
+from dctformer_tf.model.losses import COMPONENTS
+from dctformer_tf.runs import load_trained_model
 from dctformer_tf.sampling.sampler import Sampler
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, read_run_file, restore_checkpoint
-from dctformer_tf.train.losses import COMPONENTS
 
 log = logging.getLogger("dctformer_tf.export")
 
@@ -91,40 +89,15 @@ class ExportModule(tf.Module):
         return {"encode": self.encode, "score": self.score, "sample": self.sample}
 
 
-def resolve_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
-    """The checkpoint prefix a command reads: `checkpoint` when given, else the latest in
-    `model_dir/checkpoints` (so reports can name what they evaluated)."""
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
-    return path
-
-
-def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
-    """(DCTransformer with restored weights, SparseCodec, ModelConfig, max_length) of a run.
-
-    Args:
-      checkpoint: a checkpoint prefix; default the latest one in `model_dir/checkpoints`.
-    """
-    codec, config, max_length = read_run_file(model_dir)
-    model = DCTransformer(**config.model_kwargs())
-    model.build(config.input_shapes())
-    path = resolve_checkpoint(model_dir, checkpoint)
-    # partial: the trainer's metrics and the optimizer are in the checkpoint too.
-    restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
-    log.info("Restored %s", path)
-    return model, codec, config, max_length
-
-
 def export_saved_model(model_dir: str, out: str, max_length: int | None = None,
                        checkpoint: str | None = None) -> str:
     """Write a SavedModel of the run's latest checkpoint to `out` (see module docstring).
 
     max_length: static sequence length of the signatures; default the training one.
     """
-    model, codec, config, train_max_length = load_trained_model(model_dir, checkpoint)
-    max_length = max_length or train_max_length
-    module = ExportModule(model, codec, config.chunk_size, config.chunk_overlap, max_length)
+    model, run = load_trained_model(model_dir, checkpoint)
+    module = ExportModule(model, run.codec, run.chunking.chunk_size, run.chunking.overlap,
+                          max_length or run.max_length)
     tf.saved_model.save(module, out, signatures=module.signatures())
     log.info("Exported SavedModel to %s (signatures: encode, score, sample)", out)
     return out

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from dctformer_tf.dct import tf_ops
 from dctformer_tf.model.channel_decoder import start_triple
+from dctformer_tf.runs import load_trained_model
 from dctformer_tf.sampling import masks
 from dctformer_tf.sampling.decoding import CachedDecoding, NoCacheDecoding
 from dctformer_tf.sampling.processors import (
@@ -116,14 +117,17 @@ class Sampler:
         self._chunk_fn = tf.function(self.sample_chunk, jit_compile=jit_compile)
 
     @classmethod
+    def for_run(cls, model, run, max_length: int | None = None, **kwargs):
+        """A sampler of `model` on a run's codec, chunking and max_length (`runs.RunSettings`)."""
+        return cls(model, run.codec, run.chunking.chunk_size, run.chunking.overlap,
+                   max_length or run.max_length, **kwargs)
+
+    @classmethod
     def from_model_dir(cls, model_dir: str, checkpoint: str | None = None,
                        max_length: int | None = None, **kwargs):
         """A sampler for the latest (or given) checkpoint of a training run."""
-        from dctformer_tf.export.saved_model import load_trained_model
-
-        model, codec, config, train_max_length = load_trained_model(model_dir, checkpoint)
-        return cls(model, codec, config.chunk_size, config.chunk_overlap,
-                   max_length or train_max_length, **kwargs)
+        model, run = load_trained_model(model_dir, checkpoint)
+        return cls.for_run(model, run, max_length, **kwargs)
 
     @property
     def num_chunks(self) -> int:

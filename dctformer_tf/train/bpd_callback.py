@@ -15,19 +15,17 @@ class HeldOutBpd(keras.callbacks.Callback):
     `eval/bpd_position`, `eval/bpd_value` and `eval/bpd_chunk_K` to `log_dir/eval`.
 
     Args:
-      codec, chunk_size, overlap: what the run trains on.
+      run: RunSettings. What the run trains on (its codec and chunking).
       sequences: a finite dataset of encoded held-out sequences (`encode_dataset`), cached
         by the caller so each evaluation scores the same images.
       log_dir: TensorBoard directory.
       batch_size: sequences per scoring batch.
     """
 
-    def __init__(self, codec, chunk_size: int, overlap: int, sequences: tf.data.Dataset,
-                 log_dir: str, every_epochs: int = 1, batch_size: int = 8):
+    def __init__(self, run, sequences: tf.data.Dataset, log_dir: str, every_epochs: int = 1,
+                 batch_size: int = 8):
         super().__init__()
-        self.codec = codec
-        self.chunk_size = chunk_size
-        self.overlap = overlap
+        self.run = run
         self.sequences = sequences
         self.log_dir = log_dir
         self.every_epochs = every_epochs
@@ -41,8 +39,9 @@ class HeldOutBpd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs:
             return
-        result = evaluate_bpd(self.model, self.codec, self.sequences, self.chunk_size,
-                              self.overlap, self.batch_size)
+        chunking = self.run.chunking
+        result = evaluate_bpd(self.model, self.run.codec, self.sequences, chunking.chunk_size,
+                              chunking.overlap, self.batch_size)
         step = int(self.model.optimizer.iterations.numpy())
         with self._writer.as_default(step=step):
             for name in ("bpd", "bpd_channel", "bpd_position", "bpd_value"):

@@ -1,33 +1,41 @@
 """The training entry point, and the only training module that knows gin exists.
 
-`train(model_dir)` runs, in order: strategy -> codec -> data -> model + optimizer (in the
-strategy scope) -> restore the latest checkpoint, if any -> `model.fit` with checkpoints,
-BackupAndRestore and TensorBoard. Started again with the same command after being killed,
-it resumes from its last checkpoint (same step, optimizer state, schedule position, tokens).
+`train()` narrates its phases: run settings -> strategy -> data -> model and optimizer (in
+the strategy scope) -> restore the latest checkpoint, if any -> `model.fit` with
+checkpoints, BackupAndRestore, TensorBoard and the optional sample and bpd callbacks.
+Started again with the same command after being killed, it resumes from its last checkpoint
+(same step, optimizer state, schedule position, tokens). The files it writes are described
+in `dctformer_tf.runs`.
 
-model_dir layout:
-  operative_config.gin   the gin config the run used
-  run.json               codec and model settings (all that sampling/export need, no gin)
-  checkpoints/ckpt-STEP  tf.train checkpoints (model, optimizer), every `steps_per_epoch`
-  backup/                keras BackupAndRestore state
-  tensorboard/{train,eval}
+One source of truth (docs/design.md §9): the codec is bound once (`build_codec.*`), the
+chunking once (`build_chunking.*`), and `build_model.*` binds the architecture only; the
+model's vocabularies, grid and window are derived from the first two (`runs.model_config`).
 """
 
 import dataclasses
-import json
 import logging
 import math
 import os
+import sys
 
 import gin
 import keras
 import tensorflow as tf
 
-from dctformer_tf.data.chunking import chunk_dataset
+from dctformer_tf.data.chunking import Chunking, chunk_dataset
 from dctformer_tf.data.pipeline import encode_dataset
 from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.runs import (
+    CHECKPOINT_DIR,
+    DataSettings,
+    RunSettings,
+    build_run_model,
+    model_config,
+    restore_checkpoint,
+    write_run_file,
+)
 from dctformer_tf.train.bpd_callback import HeldOutBpd
 from dctformer_tf.train.callbacks import CheckpointEveryEpoch, StopAtTokenBudget, TensorBoardScalars
 from dctformer_tf.train.sample_callback import SampleGrid
@@ -36,40 +44,6 @@ from dctformer_tf.train.strategy import check_global_batch, make_strategy
 from dctformer_tf.train.trainer import DCTransformerTrainer
 
 log = logging.getLogger("dctformer_tf.train")
-
-RUN_FILE = "run.json"
-CHECKPOINT_DIR = "checkpoints"
-
-
-@gin.configurable("build_model")
-def model_config(**kwargs) -> ModelConfig:
-    """The model-size gin files (gin/models/*.gin) bind the fields of `ModelConfig` here."""
-    return ModelConfig(**kwargs)
-
-
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False):
-    """Restore `path` into `checkpoint`, insisting that every object it tracks gets a value.
-
-    partial: the checkpoint may hold more than `checkpoint` tracks (a plain model restored
-      from a training checkpoint, which also holds the optimizer and the metrics).
-
-    Raises:
-      ValueError naming the file when some weight of the model has no value in it (such as
-      checkpoints written before PARStack tracked its blocks as attributes, which kept the
-      Transformer blocks only in the optimizer's slots).
-    """
-    status = checkpoint.restore(path)
-    if partial:
-        status = status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
-        raise ValueError(
-            f"{path}: this checkpoint lacks weights the model has ({str(error)[:300]}...). "
-            "It comes from a different model configuration, or from a version of "
-            "dctformer_tf whose checkpoints did not record the Transformer blocks; retrain."
-        ) from error
-    return status
 
 
 @gin.configurable
@@ -86,9 +60,72 @@ def build_codec(
 
 
 @gin.configurable
-def build_sequences(
-    codec: SparseCodec,
-    split: str,
+def build_chunking(chunk_size: int = gin.REQUIRED, overlap: int = gin.REQUIRED) -> Chunking:
+    return Chunking(chunk_size, overlap)
+
+
+@gin.configurable("build_model")
+def model_architecture(
+    d_model: int = gin.REQUIRED,
+    num_heads: int = gin.REQUIRED,
+    encoder_spec=gin.REQUIRED,
+    channel_spec=gin.REQUIRED,
+    position_spec=gin.REQUIRED,
+    value_spec=gin.REQUIRED,
+    conv_kernel: int = gin.REQUIRED,
+    conv_stride: int = gin.REQUIRED,
+    num_classes: int = 0,
+    key_size: int = 64,
+    dropout: float = 0.0,
+    value_init: str = "normal",
+    input_transform: str = "linear",
+) -> dict:
+    """The architecture fields of `ModelConfig` (gin/models/*.gin bind them); the rest of the
+    model's configuration comes from the codec and the chunking."""
+    return dict(d_model=d_model, num_heads=num_heads, encoder_spec=encoder_spec,
+                channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
+                conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
+                key_size=key_size, dropout=dropout, value_init=value_init,
+                input_transform=input_transform)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSource:
+    """Images of a data source, encoded to sparse sequences (`build_sequences.*` in gin).
+
+    Args:
+      data: DataSettings. Source, data_dir and splits.
+      max_length: int. Sequence buffer length (EOS included).
+      num_examples: int or None. Take only the first N images of the training split.
+      num_eval_examples: int or None. Likewise for the held-out split.
+      on_overflow: str. What a sequence longer than max_length does (`encode_dataset`).
+      cache: bool. Cache the encoded sequences in memory (small datasets: encode once).
+    """
+
+    data: DataSettings
+    max_length: int
+    num_examples: int | None = None
+    num_eval_examples: int | None = 1000
+    on_overflow: str = "error"
+    cache: bool = False
+
+    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None):
+        """Encoded sequences of `split` (`data.pipeline.encode_dataset`)."""
+        if num_examples is None:
+            is_train = split == self.data.train_split
+            num_examples = self.num_examples if is_train else self.num_eval_examples
+        kwargs = self.data.source_kwargs()
+        if self.data.source == "shapes" and num_examples is not None:
+            kwargs["num_examples"] = num_examples
+        images, _ = get_source(self.data.source, split, **kwargs)
+        if num_examples is not None:
+            images = images.take(num_examples)
+        sequences = encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow)
+        return sequences.cache() if self.cache else sequences
+
+
+@gin.configurable("build_sequences")
+def sequence_source(
     source: str = "shapes",
     data_dir: str | None = None,
     num_examples: int | None = None,
@@ -96,47 +133,45 @@ def build_sequences(
     max_length: int = gin.REQUIRED,
     on_overflow: str = "error",
     cache: bool = False,
-) -> tf.data.Dataset:
-    """Source images -> encoded sparse sequences (see `data.pipeline.encode_dataset`).
+) -> SequenceSource:
+    """source: "shapes", "folder:/path" or a TFDS name (`data.sources.get_source`)."""
+    return SequenceSource(DataSettings(source, data_dir), max_length, num_examples,
+                          num_eval_examples, on_overflow, cache)
 
-    Args:
-      source: "shapes", "folder:/path" or a TFDS name (`data.sources.get_source`).
-      num_examples: take only the first N images of the training split (None: all).
-      num_eval_examples: likewise for any other split (held-out evaluation).
-      cache: cache the encoded sequences in memory (small datasets: encode once).
-    """
-    kwargs = {"data_dir": data_dir} if data_dir else {}
-    if split != "train":
-        num_examples = num_eval_examples
-    if source == "shapes" and num_examples is not None:
-        kwargs["num_examples"] = num_examples
-    images, _ = get_source(source, split, **kwargs)
-    if num_examples is not None:
-        images = images.take(num_examples)
-    sequences = encode_dataset(images, codec, max_length, on_overflow=on_overflow)
-    return sequences.cache() if cache else sequences
+
+def gin_model_config() -> ModelConfig:
+    """The model the parsed gin files describe: the architecture from `build_model.*`, the
+    rest from the codec and the chunking (for tools that size gin/models/*.gin)."""
+    return model_config(build_codec(), build_chunking(), **model_architecture())
+
+
+def build_run_settings() -> tuple[RunSettings, SequenceSource]:
+    """The run's settings from the gin bindings, each bound once, and its data source."""
+    sequences = sequence_source()
+    run = RunSettings(build_codec(), build_chunking(), model_architecture(),
+                      sequences.max_length, sequences.data)
+    return run, sequences
 
 
 @gin.configurable
 def build_chunks(
     sequences: tf.data.Dataset,
-    codec: SparseCodec,
+    run: RunSettings,
     batch_size: int,
     seed: int,
-    chunk_size: int = gin.REQUIRED,
-    overlap: int = gin.REQUIRED,
     p_min: float = 0.1,
     l_max: int | None = None,
     shuffle_buffer: int = 1024,
     loss_from_channel: int = 0,
 ) -> tf.data.Dataset:
-    """Sequences (repeated forever) -> batches of training chunks (`data.chunking`).
+    """Sequences (repeated forever) -> batches of training chunks (`data.chunking`), on the
+    run's chunking.
 
     loss_from_channel > 0 restricts the loss to the non-prefix part of each sequence
     (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`)."""
-    chunks = chunk_dataset(sequences.repeat(), codec, chunk_size, overlap, batch_size, seed,
-                           p_min=p_min, l_max=l_max, shuffle_buffer=shuffle_buffer,
-                           loss_from_channel=loss_from_channel)
+    chunks = chunk_dataset(sequences.repeat(), run.codec, run.chunking.chunk_size,
+                           run.chunking.overlap, batch_size, seed, p_min=p_min, l_max=l_max,
+                           shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel)
     # Generated and in-memory sources have no files to shard by: shard the batches instead.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -160,7 +195,7 @@ def train(
     mixed_precision: bool = False,
     jit_compile: bool = False,
     tpu: str | None = None,
-    verbose: int = 1,
+    verbose: int | str = "auto",
     sample_every: int = 0,
     sample_num: int = 4,
     sample_max_chunks: int | None = None,
@@ -179,83 +214,54 @@ def train(
         (converted to steps with the mean loss tokens per batch, measured on the data;
         training also stops as soon as the budget is reached). Exactly one is required.
       steps_per_epoch: Keras epoch length = checkpoint interval.
-      eval_steps: held-out ("test" split) batches evaluated after every epoch (0: none).
+      eval_steps: held-out batches evaluated after every epoch (0: none).
       mixed_precision: run under the "mixed_bfloat16" policy.
       jit_compile: compile the train step with XLA (GPU/TPU; on CPU XLA fails under
         MirroredStrategy).
+      verbose: Keras `fit` verbosity; "auto" shows a progress bar on a terminal and one line
+        per epoch otherwise (log files get no carriage-return walls).
       sample_every: write a grid of `sample_num` samples (fixed seed) to TensorBoard every
         this many steps, on the chief; 0 = never. sample_max_chunks caps their length.
-      bpd_eval_images: whole-sequence bpd of this many held-out ("test") images after every
-        epoch, to TensorBoard `eval/bpd*` (0 = off).
+      bpd_eval_images: whole-sequence bpd of this many held-out images after every epoch,
+        to TensorBoard `eval/bpd*` (0 = off).
       adam_beta_1 / adam_beta_2: Adam's moment decay rates (Keras defaults; the paper does
         not give them). A short run at a high learning rate may prefer a faster second moment.
     """
     if (total_steps is None) == (tokens is None):
         raise ValueError("train: give exactly one of total_steps and tokens "
                          f"(got total_steps={total_steps}, tokens={tokens})")
-    os.makedirs(model_dir, exist_ok=True)
+    log.info("Building run settings...")
+    run, sequences = build_run_settings()
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-
     log.info("Building strategy %r...", strategy)
     dist = make_strategy(strategy, tpu=tpu)
     check_global_batch(batch_size, dist)
-    if not is_chief(dist):
-        # Every worker must take part in saving (collectives), but only the chief's files
-        # count; the others write to a scratch folder of their own.
-        model_dir = os.path.join(model_dir, f"worker_{dist.cluster_resolver.task_id}_scratch")
-        os.makedirs(model_dir, exist_ok=True)
+    model_dir = prepare_model_dir(model_dir, dist)
 
     log.info("Building dataset...")
-    codec = build_codec()
-    config = model_config()
-    check_codec_matches_model(codec, config)
-    train_sequences = build_sequences(codec, "train")
-    train_chunks = build_chunks(train_sequences, codec, batch_size, seed)
-    eval_chunks = None
-    if eval_steps:
-        eval_chunks = build_chunks(build_sequences(codec, "test"), codec, batch_size, seed + 1)
+    train_sequences = sequences.dataset(run.codec, run.data.train_split)
     if tokens is not None:
-        per_step = mean_loss_tokens(train_chunks)
-        total_steps = max(1, math.ceil(tokens / per_step))
-        log.info("Token budget %.4g at %.1f loss tokens/step: %d steps", tokens, per_step,
-                 total_steps)
-    epochs = math.ceil(total_steps / steps_per_epoch)
+        total_steps = steps_for_tokens(tokens, build_chunks(train_sequences, run, batch_size, seed))
 
     log.info("Building model...")
     with dist.scope():
-        model = DCTransformerTrainer(**config.model_kwargs())
-        model.build(config.input_shapes())
-        # Runs shorter than the warmup (smoke tests) warm up over all but their last step.
-        warmup = min(warmup_steps, total_steps - 1)
-        schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
-        optimizer = keras.optimizers.Adam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
-        model.optimizer.build(model.trainable_variables)
+        model = build_trainer(run, total_steps, learning_rate, warmup_steps, adam_beta_1,
+                              adam_beta_2, jit_compile)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=keep_checkpoints
     )
     log.info("Model: %s parameters", f"{model.count_params():,}")
+    initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
+    # A resumed run draws new chunks and batches instead of replaying the first ones.
+    train_chunks = build_chunks(train_sequences, run, batch_size, seed + initial_epoch)
+    eval_chunks = None
+    if eval_steps:
+        eval_chunks = build_chunks(sequences.dataset(run.codec, run.data.eval_split), run,
+                                   batch_size, seed + 1)
 
-    initial_epoch = 0
-    if manager.latest_checkpoint:
-        log.info("Restoring checkpoint %s...", manager.latest_checkpoint)
-        restore_checkpoint(checkpoint, manager.latest_checkpoint)
-        initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
-        log.info("Resuming at step %d (epoch %d), %.4g tokens seen",
-                 int(model.optimizer.iterations.numpy()), initial_epoch,
-                 float(model.tokens_seen.numpy()))
-        # A resumed run draws new chunks and batches instead of replaying the first ones.
-        train_chunks = build_chunks(train_sequences, codec, batch_size, seed + initial_epoch)
-    else:
-        log.info("No checkpoint in %s: starting from step 0", manager.directory)
-
-    operative = gin.operative_config_str()
-    with open(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-        f.write(operative)
-    write_run_file(model_dir, codec, config, gin.query_parameter("build_sequences.max_length"))
-
+    operative = record_run(model_dir, run)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), save_freq="epoch"),
         CheckpointEveryEpoch(manager),
@@ -263,21 +269,16 @@ def train(
     ]
     if tokens is not None:
         callbacks.append(StopAtTokenBudget(tokens))
-    if sample_every and is_chief(dist):
-        callbacks.append(SampleGrid(
-            codec, config.chunk_size, config.chunk_overlap,
-            gin.query_parameter("build_sequences.max_length"),
-            os.path.join(model_dir, "tensorboard"), sample_every, sample_num, seed,
-            sample_max_chunks, config.num_classes))
-    if bpd_eval_images and is_chief(dist):
-        held_out = build_sequences(codec, "test", num_eval_examples=bpd_eval_images).cache()
-        callbacks.append(HeldOutBpd(codec, config.chunk_size, config.chunk_overlap, held_out,
-                                    os.path.join(model_dir, "tensorboard")))
+    if is_chief(dist):
+        callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
+                                          sample_every, sample_num, sample_max_chunks, seed,
+                                          bpd_eval_images)
+    epochs = math.ceil(total_steps / steps_per_epoch)
     log.info("Training %d steps (%d epochs of %d) from epoch %d...", total_steps, epochs,
              steps_per_epoch, initial_epoch)
     history = model.fit(
         train_chunks, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+        initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
         validation_data=eval_chunks, validation_steps=eval_steps or None,
     )
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
@@ -285,18 +286,84 @@ def train(
     return history
 
 
-def check_codec_matches_model(codec: SparseCodec, config: ModelConfig) -> None:
-    """The data and the model must agree on every setting both of them hold."""
-    pairs = {
-        "resolution": (codec.resolution, config.resolution),
-        "block_size": (codec.block_size, config.block_size),
-        "clip": (codec.clip, config.clip),
-        "value encoding / value_scale": (codec.value_encoding, config.value_scale),
-    }
-    wrong = {name: values for name, values in pairs.items() if values[0] != values[1]}
-    if wrong:
-        detail = ", ".join(f"{name}: codec {a!r} vs model {b!r}" for name, (a, b) in wrong.items())
-        raise ValueError(f"codec and model settings disagree: {detail}")
+def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+    """Creates `model_dir`, failing early when it cannot be written; returns the folder
+    this worker writes to."""
+    if not is_chief(strategy):
+        # Every worker must take part in saving (collectives), but only the chief's files
+        # count; the others write to a scratch folder of their own.
+        model_dir = os.path.join(model_dir, f"worker_{strategy.cluster_resolver.task_id}_scratch")
+    os.makedirs(model_dir, exist_ok=True)
+    return model_dir
+
+
+def steps_for_tokens(tokens: float, chunks: tf.data.Dataset) -> int:
+    """A token budget in steps, at the mean loss tokens per batch of the data."""
+    per_step = mean_loss_tokens(chunks)
+    total_steps = max(1, math.ceil(tokens / per_step))
+    log.info("Token budget %.4g at %.1f loss tokens/step: %d steps", tokens, per_step,
+             total_steps)
+    return total_steps
+
+
+def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warmup_steps: int,
+                  adam_beta_1: float, adam_beta_2: float, jit_compile: bool):
+    """The compiled `DCTransformerTrainer` with its optimizer built (call in the strategy
+    scope)."""
+    model = build_run_model(run, model_class=DCTransformerTrainer)
+    # Runs shorter than the warmup (smoke tests) warm up over all but their last step.
+    warmup = min(warmup_steps, total_steps - 1)
+    schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                   steps_per_epoch: int) -> int:
+    """Restores the latest checkpoint, if any; returns the epoch to start from."""
+    if not manager.latest_checkpoint:
+        log.info("No checkpoint in %s: starting from step 0", manager.directory)
+        return 0
+    log.info("Restoring checkpoint %s...", manager.latest_checkpoint)
+    restore_checkpoint(checkpoint, manager.latest_checkpoint)
+    model = checkpoint.model
+    step = int(model.optimizer.iterations.numpy())
+    log.info("Resuming at step %d (epoch %d), %.4g tokens seen", step, step // steps_per_epoch,
+             float(model.tokens_seen.numpy()))
+    return step // steps_per_epoch
+
+
+def record_run(model_dir: str, run: RunSettings) -> str:
+    """Writes run.json and the operative gin config; returns the latter's text."""
+    operative = gin.operative_config_str()
+    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+        f.write(operative)
+    write_run_file(model_dir, run)
+    return operative
+
+
+def monitoring_callbacks(run: RunSettings, sequences: SequenceSource, log_dir: str,
+                         sample_every: int, sample_num: int, sample_max_chunks: int | None,
+                         seed: int, bpd_eval_images: int) -> list:
+    """The chief's optional TensorBoard sample grids and held-out bpd."""
+    callbacks = []
+    if sample_every:
+        callbacks.append(SampleGrid(run, log_dir, sample_every, sample_num, seed,
+                                    sample_max_chunks))
+    if bpd_eval_images:
+        held_out = sequences.dataset(run.codec, run.data.eval_split, bpd_eval_images).cache()
+        callbacks.append(HeldOutBpd(run, held_out, log_dir))
+    return callbacks
+
+
+def fit_verbosity(verbose: int | str) -> int:
+    """Keras `fit` verbosity: "auto" is a progress bar on a terminal, else one line per
+    epoch."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -314,23 +381,3 @@ def mean_loss_tokens(chunks: tf.data.Dataset, num_batches: int = 20) -> float:
     """Mean loss-bearing tokens per batch over the first batches of the data."""
     counts = [float(tf.reduce_sum(batch["loss_tokens"])) for batch in chunks.take(num_batches)]
     return sum(counts) / len(counts)
-
-
-def write_run_file(model_dir: str, codec: SparseCodec, config: ModelConfig,
-                   max_length: int) -> None:
-    """run.json: codec, model and sequence settings, so that sampling and export need no gin."""
-    settings = {"codec": codec.config(), "model": dataclasses.asdict(config),
-                "max_length": max_length}
-    with open(os.path.join(model_dir, RUN_FILE), "w") as f:
-        json.dump(settings, f, indent=2)
-
-
-def read_run_file(model_dir: str) -> tuple:
-    """(SparseCodec, ModelConfig, max_length) of a training run's model_dir."""
-    path = os.path.join(model_dir, RUN_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: is {model_dir} a dctformer training run?")
-    with open(path) as f:
-        settings = json.load(f)
-    return (SparseCodec(**settings["codec"]), ModelConfig(**settings["model"]),
-            settings["max_length"])

@@ -12,27 +12,24 @@ class SampleGrid(keras.callbacks.Callback):
     The same seed at every step shows how the samples of one random stream evolve.
 
     Args:
-      codec, chunk_size, overlap, max_length: what the run trains on (see `Sampler`).
+      run: RunSettings. What the run trains on: the sampler uses its codec, chunking and
+        max_length, and a class-conditional model gives sample i class i mod num_classes.
       log_dir: TensorBoard directory.
       every_steps: sampling interval in optimizer steps.
       num: samples per grid. seed: their seed.
       max_chunks: chunk limit per sample (keeps the pause short; None = until EOS).
-      num_classes: for a class-conditional model, sample i gets class i mod num_classes.
     """
 
-    def __init__(self, codec, chunk_size: int, overlap: int, max_length: int, log_dir: str,
-                 every_steps: int, num: int = 4, seed: int = 0, max_chunks: int | None = None,
-                 num_classes: int = 0):
+    def __init__(self, run, log_dir: str, every_steps: int, num: int = 4, seed: int = 0,
+                 max_chunks: int | None = None):
         super().__init__()
-        self.codec = codec
-        self.chunk_size = chunk_size
-        self.overlap = overlap
-        self.max_length = max_length
+        self.run = run
         self.log_dir = log_dir
         self.every_steps = every_steps
         self.num = num
         self.seed = seed
         self.max_chunks = max_chunks
+        num_classes = run.model.num_classes
         self.label = np.arange(num) % num_classes if num_classes else None
         self._sampler = None
         self._writer = None
@@ -41,8 +38,7 @@ class SampleGrid(keras.callbacks.Callback):
         from dctformer_tf.sampling import Sampler
 
         # XLA is off: a CPU training run should not pay a compile per grid shape.
-        self._sampler = Sampler(self.model, self.codec, self.chunk_size, self.overlap,
-                                self.max_length, jit_compile=False)
+        self._sampler = Sampler.for_run(self.model, self.run, jit_compile=False)
         self._writer = tf.summary.create_file_writer(f"{self.log_dir}/samples")
 
     def on_train_batch_end(self, batch, logs=None):

@@ -10,9 +10,7 @@ import keras
 import tensorflow as tf
 
 from dctformer_tf.model import DCTransformer
-from dctformer_tf.train.losses import COMPONENTS, nll_sums
-
-LN2 = 0.6931471805599453
+from dctformer_tf.model.losses import COMPONENTS, loss_summary
 
 
 @keras.saving.register_keras_serializable(package="dctformer_tf")
@@ -42,27 +40,25 @@ class DCTransformerTrainer(DCTransformer):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        sums = nll_sums(y_pred, x["targets"], x["loss_mask"])
-        local_tokens = sums["loss_tokens"]
+        summary = loss_summary(y_pred, x["targets"], x["loss_mask"])  # per local loss token
+        local_tokens = summary["loss_tokens"]
         global_tokens = local_tokens
         replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
             global_tokens = replica.all_reduce("sum", local_tokens)
         for name in COMPONENTS:
             self.component_trackers[name].update_state(
-                tf.math.divide_no_nan(sums[name], local_tokens), sample_weight=local_tokens
+                summary[f"{name}_loss"], sample_weight=local_tokens
             )
-        self.bits_tracker.update_state(
-            tf.math.divide_no_nan(sums["total"], local_tokens) / LN2, sample_weight=local_tokens
-        )
+        self.bits_tracker.update_state(summary["bits_per_token"], sample_weight=local_tokens)
         if training:
             # Every replica adds the global count and the first replica's result is kept:
             # a "sum" aggregation would sum the replicas' new values (Keras assigns
             # value + delta), not their deltas.
             self.tokens_seen.assign_add(tf.cast(global_tokens, "float64"))
-        # Keras multiplies by 1/replicas inside its own compute_loss; ours already divides by
-        # the global token count, which is the right scale for summed replica gradients.
-        return tf.math.divide_no_nan(sums["total"], global_tokens)
+        # nats / global tokens: Keras multiplies by 1/replicas inside its own compute_loss;
+        # ours is already the right scale for summed replica gradients.
+        return summary["loss"] * tf.math.divide_no_nan(local_tokens, global_tokens)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' pre-fit symbolic build reduces a dict batch with `strategy.reduce`, which

@@ -13,8 +13,8 @@ from PIL import Image
 from dctformer_tf.cli.main import main
 from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.dct import SparseCodec
+from dctformer_tf.runs import CHECKPOINT_DIR, RunSettings, write_run_file
 from dctformer_tf.sampling import conditional as cond
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
 from tests.conditional.conftest import MAX_LENGTH, TINY
 from tests.conditional.test_prefixes import mid_range_image
 
@@ -30,8 +30,8 @@ def runs(tiny_model, tmp_path_factory):
     dirs = {}
     for order in ("bands", "luma_first"):
         model_dir = tmp_path_factory.mktemp(order)
-        write_run_file(str(model_dir), dataclasses.replace(codec, order=order), TINY,
-                       MAX_LENGTH)
+        write_run_file(str(model_dir), RunSettings.from_model_config(
+            dataclasses.replace(codec, order=order), TINY, MAX_LENGTH))
         tf.train.Checkpoint(model=tiny_model).save(str(model_dir / CHECKPOINT_DIR / "ckpt"))
         dirs[order] = str(model_dir)
     return dirs

@@ -13,8 +13,8 @@ from PIL import Image
 from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.dct import SparseCodec, codec_round_trip
 from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier, classify
+from dctformer_tf.runs import CHECKPOINT_DIR, RunSettings, write_run_file
 from dctformer_tf.sampling import Sampler, SamplingSettings
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
 from tests.conditional.conftest import MAX_LENGTH, TINY, build_tiny_model
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools",
@@ -35,8 +35,8 @@ def test_reports_the_classifier_on_the_given_checkpoints_samples(tmp_path):
     model = build_tiny_model(config)
     model_dir = str(tmp_path / "run")
     os.makedirs(model_dir)
-    write_run_file(model_dir, SparseCodec(block_size=8, quality=75, resolution=32), config,
-                   MAX_LENGTH)
+    write_run_file(model_dir, RunSettings.from_model_config(
+        SparseCodec(block_size=8, quality=75, resolution=32), config, MAX_LENGTH))
     checkpoint = tf.train.Checkpoint(model=model)
     first = checkpoint.save(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt"))
     bias = model.value_decoder.output_dense.bias  # the latest checkpoint draws other values

@@ -13,16 +13,16 @@ from dctformer_tf.evaluation.features import ShapesClassifierFeatures
 from dctformer_tf.evaluation.report import load_split
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
 from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
+from dctformer_tf.runs import CHECKPOINT_DIR, DataSettings, RunSettings, write_run_file
 from tests.conditional.conftest import TINY, build_tiny_model
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("run")
-    write_run_file(str(model_dir), SparseCodec(quality=75, resolution=32), TINY, 768)
+    write_run_file(str(model_dir), RunSettings.from_model_config(
+        SparseCodec(quality=75, resolution=32), TINY, 768, DataSettings("shapes")))
     tf.train.Checkpoint(model=build_tiny_model()).save(str(model_dir / CHECKPOINT_DIR / "ckpt"))
-    (model_dir / "operative_config.gin").write_text('build_sequences.source = "shapes"\n')
     keras.utils.set_random_seed(0)
     classifier = model_dir / "classifier.keras"
     build_shapes_classifier().save(classifier)  # untrained: only the plumbing is tested

@@ -17,7 +17,7 @@ from dctformer_tf.dct import SparseCodec
 from dctformer_tf.evaluation.generative_classifier import class_bits, generative_classification
 from dctformer_tf.model.dctransformer import DCTransformer
 from dctformer_tf.model.random_init import open_rezero_branches
-from dctformer_tf.train.experiment import CHECKPOINT_DIR, write_run_file
+from dctformer_tf.runs import CHECKPOINT_DIR, RunSettings, write_run_file
 from tests.evaluation.test_bpd import CONFIG as UNCONDITIONAL
 from tests.evaluation.test_bpd import MAX_LENGTH
 from tests.hand_likelihood import hand_log_likelihoods
@@ -95,7 +95,7 @@ def test_tool_reports_the_classification_of_the_given_checkpoint(setup, tmp_path
     model, codec, images, labels, bits = setup
     model_dir = str(tmp_path / "run")
     os.makedirs(model_dir)
-    write_run_file(model_dir, codec, CONFIG, MAX_LENGTH)
+    write_run_file(model_dir, RunSettings.from_model_config(codec, CONFIG, MAX_LENGTH))
     checkpoint = tf.train.Checkpoint(model=model)
     prefix = os.path.join(model_dir, CHECKPOINT_DIR, "ckpt")
     first = checkpoint.save(prefix)  # the weights `bits` was computed with

@@ -13,7 +13,8 @@ import tensorflow as tf
 from PIL import Image
 
 from dctformer_tf.data.shapes import shapes_arrays
-from dctformer_tf.export.saved_model import export_saved_model, load_trained_model
+from dctformer_tf.export.saved_model import export_saved_model
+from dctformer_tf.runs import load_trained_model
 from dctformer_tf.sampling import Sampler, SamplingSettings
 from tests.hand_likelihood import hand_log_likelihoods
 from tests.train.test_experiment import _train
@@ -56,7 +57,8 @@ def test_saved_model_loads_without_project_code_and_matches_keras(exported, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     got = np.load(out)
 
-    model, codec, config, _ = load_trained_model(run)
+    model, settings = load_trained_model(run)
+    codec, config = settings.codec, settings.model
     expected = codec.encode(image)
     length = int(got["length"])
     assert length == len(expected) and length > config.chunk_size  # several chunks
@@ -85,7 +87,7 @@ def test_loaded_model_holds_the_weights_the_optimizer_trained(exported, tmp_path
     checkpoint. Every trainable weight must come back as trained: the checkpoint's copy under
     the optimizer's variable list (the trainer's own order) is the reference."""
     run, _ = exported
-    model, _, _, _ = load_trained_model(run)
+    model, _ = load_trained_model(run)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
     for i, variable in enumerate(model.trainable_variables):
         key = f"optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
@@ -95,12 +97,9 @@ def test_loaded_model_holds_the_weights_the_optimizer_trained(exported, tmp_path
     assert alphas and all(alpha != 0 for alpha in alphas)  # trained, not the ReZero init
 
     # A checkpoint without some of the model's weights is refused, naming the file.
-    from dctformer_tf.model import DCTransformer
-    from dctformer_tf.train.experiment import read_run_file, restore_checkpoint
+    from dctformer_tf.runs import build_run_model, read_run_file, restore_checkpoint
 
-    _, config, _ = read_run_file(run)
-    partial = DCTransformer(**config.model_kwargs())
-    partial.build(config.input_shapes())
+    partial = build_run_model(read_run_file(run))
     path = tf.train.Checkpoint(encoder=partial.encoder).save(str(tmp_path / "encoder_only"))
     with pytest.raises(ValueError, match="encoder_only.*lacks weights"):
         restore_checkpoint(tf.train.Checkpoint(model=partial), path, partial=True)
@@ -125,7 +124,8 @@ def test_bpd_is_the_score_signature_sum_over_3hw_and_parts_add_up(exported):
     from dctformer_tf.evaluation.bpd import evaluate_bpd
 
     run, saved = exported
-    model, codec, config, _ = load_trained_model(run)
+    model, settings = load_trained_model(run)
+    codec, config = settings.codec, settings.model
     images, labels = shapes_arrays("test", 3, size=32)
     source = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
     sequences = encode_dataset(source, codec, 512)

@@ -51,8 +51,16 @@ def read_gin(name):
     return macros, bindings
 
 
+# The ModelConfig fields that gin/runs/train.gin derives from the model file's macros
+# (through build_codec and build_chunking), never bound to build_model.
+DERIVED_FROM_MACROS = {"resolution": "RESOLUTION", "block_size": "BLOCK_SIZE", "clip": "CLIP",
+                       "chunk_size": "CHUNK_SIZE", "chunk_overlap": "CHUNK_OVERLAP"}
+
+
 def model_from_gin(name, **kwargs):
-    return build_model(**read_gin(name)[1], **kwargs)
+    macros, bindings = read_gin(name)
+    derived = {field: macros[macro] for field, macro in DERIVED_FROM_MACROS.items()}
+    return build_model(**bindings, **derived, **kwargs)
 
 
 def test_every_table3_column_has_a_gin_file():
@@ -79,7 +87,7 @@ def test_gin_file_parses_and_binds_every_model_field(name):
         gin.clear_config()
     # Options outside Table 3 keep their defaults in the model files (run files may set them).
     options = {"value_scale", "value_init", "input_transform"}
-    fields = {f.name for f in dataclasses.fields(ModelConfig)} - options
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - options - set(DERIVED_FROM_MACROS)
     assert set(bindings) == fields
     for arg, value in bindings.items():
         assert macros[arg.upper()] == value

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dctformer_tf.runs import DataSettings, read_run_file
 from dctformer_tf.train import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,8 +53,9 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-6.index")
     operative = (tmp_path / "operative_config.gin").read_text()
     assert "D_MODEL = 32" in operative and "build_model.d_model = %D_MODEL" in operative
-    codec, config, max_length = experiment.read_run_file(str(tmp_path))
-    assert (codec.resolution, config.d_model, max_length) == (32, 32, 1024)
+    run = read_run_file(str(tmp_path))
+    assert (run.codec.resolution, run.model.d_model, run.max_length) == (32, 32, 1024)
+    assert run.data == DataSettings("shapes")
 
     events = EventAccumulator(str(tmp_path / "tensorboard" / "train"),
                               size_guidance={"tensors": 0}).Reload()
@@ -167,8 +169,12 @@ def test_multi_worker_run_of_two_local_processes(tmp_path):
     assert (tmp_path / "worker_1_scratch").is_dir()
 
 
-def test_codec_and_model_must_agree(tmp_path):
-    with pytest.raises(ValueError, match="resolution: codec 64 vs model 32"):
-        _train(tmp_path, "train.total_steps = 3", "build_codec.resolution = 64")
-    with pytest.raises(ValueError, match="value_scale: codec 'dequantized' vs model 'quantized'"):
-        _train(tmp_path, "train.total_steps = 3", "build_codec.value_encoding = 'dequantized'")
+@pytest.mark.parametrize("binding", ["build_model.resolution = 64", "build_model.clip = 255",
+                                     "build_model.chunk_size = 32",
+                                     "build_chunks.chunk_size = 32"])
+def test_codec_and_chunking_settings_are_bound_in_one_place_only(tmp_path, binding):
+    """A second binding of a codec or chunking setting (the model's or the data's own copy)
+    is a gin error: there is no copy that could disagree."""
+    with pytest.raises(ValueError, match="No configurable matching|doesn't have a parameter"):
+        _train(tmp_path, "train.total_steps = 3", binding)
+    assert not os.listdir(tmp_path)  # refused before anything was written

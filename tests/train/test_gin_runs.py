@@ -25,8 +25,8 @@ def _parse(files, bindings=()):
 def test_shapes_task_runs(run, order, num_classes, loss_from):
     try:
         _parse(SHAPES + [f"runs/{run}.gin"])
-        codec, config = experiment.build_codec(), experiment.model_config()
-        experiment.check_codec_matches_model(codec, config)
+        run, _ = experiment.build_run_settings()
+        codec, config = run.codec, run.model
         assert (codec.order, codec.resolution, config.num_classes) == (order, 32, num_classes)
         bound = "build_chunks.loss_from_channel" in gin.config_str()
         assert (gin.query_parameter("build_chunks.loss_from_channel") if bound else 0) \
@@ -43,8 +43,8 @@ def test_shapes_task_runs(run, order, num_classes, loss_from):
 def test_table3_task_runs(model, data, run, order, num_classes):
     try:
         _parse([f"models/{model}.gin", f"data/{data}.gin", "runs/train.gin", f"runs/{run}.gin"])
-        codec, config = experiment.build_codec(), experiment.model_config()
-        experiment.check_codec_matches_model(codec, config)
+        run, _ = experiment.build_run_settings()
+        codec, config = run.codec, run.model
         assert (codec.order, config.num_classes) == (order, num_classes)
     finally:
         gin.clear_config()

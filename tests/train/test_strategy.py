@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dctformer_tf.train import losses
+from dctformer_tf.model import losses
 from dctformer_tf.train.strategy import check_global_batch, make_strategy
 
 two_cpus = pytest.mark.skipif(

@@ -85,3 +85,25 @@ def test_mirrored_and_default_strategies_agree_and_train(two_cpu_strategy):
         mirrored.evaluate(data, verbose=0, return_dict=True)["loss"],
         reference.evaluate(data, verbose=0, return_dict=True)["loss"], rtol=1e-3)
     assert float(mirrored.tokens_seen.numpy()) == float(reference.tokens_seen.numpy()) == 5 * batch["loss_mask"].sum()
+
+
+def test_the_trainer_loss_is_the_tested_loss_function(monkeypatch):
+    """The trainer's loss comes from `losses.loss_summary`, the function the loss tests and
+    the strategy tests check: a change to that function shows in what the trainer reports."""
+    from dctformer_tf.train import trainer as trainer_module
+
+    real, calls = trainer_module.loss_summary, []
+
+    def doubled(*args, **kwargs):
+        calls.append(args)
+        summary = dict(real(*args, **kwargs))
+        summary["loss"] = 2.0 * summary["loss"]
+        return summary
+
+    model = _trainer()
+    open_rezero_branches(model, seed=1)
+    batch = _batch()
+    monkeypatch.setattr(trainer_module, "loss_summary", doubled)
+    result = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    assert calls
+    assert result["loss"] == pytest.approx(2.0 * _numpy_loss(model, batch), rel=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dctformer_tf.train import losses
+from dctformer_tf.model import losses
 
 B, T, C, P, V = 3, 7, 4, 6, 9  # channel vocabulary C + 1, EOS = C
 

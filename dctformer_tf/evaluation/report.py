@@ -87,63 +87,33 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
         raise ValueError(f"metrics {sample_metrics} need a feature extractor (--features)")
     os.makedirs(out, exist_ok=True)
     sampler = Sampler.from_model_dir(model_dir, checkpoint, **sampler_kwargs)
-    codec, model = sampler.codec, sampler.model
     source, source_kwargs = run_data(model_dir, source)
     report = {"model_dir": model_dir, "source": source, "split": split}
 
+    def load(which: str, num: int) -> tuple:
+        return load_split(source, which, num, sampler.codec.resolution, **source_kwargs)
+
     if "bpd" in metrics or "compression" in metrics:
         progress(f"bpd: {num_images} {split} images...")
-        images, labels = load_split(source, split, num_images, codec.resolution, **source_kwargs)
-        data = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
         try:
-            result = evaluate_bpd(model, codec, encode_dataset(data, codec, sampler.max_length),
-                                  sampler.chunk_size, sampler.overlap)
+            report.update(likelihood_report(sampler, *load(split, num_images), out,
+                                            "compression" in metrics, progress))
         except tf.errors.InvalidArgumentError as error:  # a sequence overflowed max_length
             raise ValueError(f"{source} {split}: {error.message.splitlines()[0]}") from None
-        bits = result.pop("bits_per_image")
-        report["bpd"] = result
-        save_bpd_per_chunk_plot(result, os.path.join(out, "bpd_per_chunk.png"))
-        progress(f"  bpd {result['bpd']:.4f} (channel {result['bpd_channel']:.4f}, position "
-                 f"{result['bpd_position']:.4f}, value {result['bpd_value']:.4f})")
-        if "compression" in metrics:
-            compression = compression_report(bits, images, codec)
-            compression.pop("per_image", None)
-            report["compression"] = compression
-            progress(f"  model / JPEG bits {compression['model_over_jpeg']:.3f}")
-            if compression["clipped_values"]:
-                progress(f"  warning: {compression['clipped_values']} coefficients exceed "
-                         f"±clip = {codec.clip} and were clipped: the model coded fewer "
-                         f"distinct values than JPEG (clip >= {codec.max_magnitude} avoids it)")
-
     if sample_metrics:
-        real, real_labels = load_split(source, split, num_samples, codec.resolution, **source_kwargs)
-        progress(f"sampling {num_samples} images...")
-        start = time.perf_counter()
-        label = real_labels if model.num_classes else None  # the split's class balance
-        bar = keras.utils.Progbar(num_samples, unit_name="sample")
-        result = sampler.sample(num_samples, seed, settings, batch_size=batch_size,
-                                max_chunks=max_chunks, label=label,
-                                on_batch=lambda done, _: bar.update(done))
-        progress(f"  {time.perf_counter() - start:.0f} s, mean length "
-                 f"{result.length.mean():.0f}, unfinished {int((~result.finished).sum())}")
-        fake = np.stack(result.images)
-        from PIL import Image
-
-        from dctformer_tf.sampling.figures import image_grid
-
-        Image.fromarray(image_grid(list(fake[:64]), 8)).save(
-            os.path.join(out, "samples_grid.png"))
+        real, real_labels = load(split, num_samples)
+        fake = draw_samples(sampler, num_samples, seed, settings, batch_size, max_chunks,
+                            real_labels, out, progress)
         report["samples"] = image_set_metrics(real, fake, features, sample_metrics)
         progress(f"  samples vs {split}: {_metric_line(report['samples'])}")
         if baseline_split:
-            floor, _ = load_split(source, baseline_split, num_samples, codec.resolution,
-                                  **source_kwargs)
+            floor, _ = load(baseline_split, num_samples)
             report["floor"] = image_set_metrics(real, floor, features, sample_metrics)
             report["floor"]["against"] = baseline_split
             progress(f"  floor ({baseline_split} vs {split}): {_metric_line(report['floor'])}")
             # Samples are decoded sequences: they read at best like real images through the
             # codec, which blurs and rings at JPEG quality. This floor says how far that is.
-            coded = codec_round_trip(floor, codec)
+            coded = codec_round_trip(floor, sampler.codec)
             report["codec_floor"] = image_set_metrics(real, coded, features, sample_metrics)
             report["codec_floor"]["against"] = baseline_split
             progress(f"  codec floor ({baseline_split} through the codec vs {split}): "
@@ -152,6 +122,53 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=2, default=float)
     return report
+
+
+def likelihood_report(sampler, images: np.ndarray, labels: np.ndarray, out: str,
+                      compression: bool, progress=print) -> dict:
+    """{"bpd": ..., ["compression": ...]} of images under the sampler's model; writes the
+    bpd-per-chunk plot to `out`."""
+    codec = sampler.codec
+    data = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+    result = evaluate_bpd(sampler.model, codec, encode_dataset(data, codec, sampler.max_length),
+                          sampler.chunk_size, sampler.overlap)
+    bits = result.pop("bits_per_image")
+    report = {"bpd": result}
+    save_bpd_per_chunk_plot(result, os.path.join(out, "bpd_per_chunk.png"))
+    progress(f"  bpd {result['bpd']:.4f} (channel {result['bpd_channel']:.4f}, position "
+             f"{result['bpd_position']:.4f}, value {result['bpd_value']:.4f})")
+    if compression:
+        report["compression"] = compression_report(bits, images, codec)
+        report["compression"].pop("per_image", None)
+        progress(f"  model / JPEG bits {report['compression']['model_over_jpeg']:.3f}")
+        clipped = report["compression"]["clipped_values"]
+        if clipped:
+            progress(f"  warning: {clipped} coefficients exceed ±clip = {codec.clip} and "
+                     "were clipped: the model coded fewer distinct values than JPEG "
+                     f"(clip >= {codec.max_magnitude} avoids it)")
+    return report
+
+
+def draw_samples(sampler, num: int, seed: int, settings, batch_size: int,
+                 max_chunks: int | None, real_labels: np.ndarray, out: str,
+                 progress=print) -> np.ndarray:
+    """uint8 [num, h, w, 3] samples (the real split's class balance for a class-conditional
+    model); writes a grid of the first 64 to `out/samples_grid.png`."""
+    from PIL import Image
+
+    from dctformer_tf.sampling.figures import image_grid
+
+    progress(f"sampling {num} images...")
+    start = time.perf_counter()
+    label = real_labels if sampler.model.num_classes else None
+    bar = keras.utils.Progbar(num, unit_name="sample")
+    result = sampler.sample(num, seed, settings, batch_size=batch_size, max_chunks=max_chunks,
+                            label=label, on_batch=lambda done, _: bar.update(done))
+    progress(f"  {time.perf_counter() - start:.0f} s, mean length "
+             f"{result.length.mean():.0f}, unfinished {int((~result.finished).sum())}")
+    fake = np.stack(result.images)
+    Image.fromarray(image_grid(list(fake[:64]), 8)).save(os.path.join(out, "samples_grid.png"))
+    return fake
 
 
 def _metric_line(result: dict) -> str:

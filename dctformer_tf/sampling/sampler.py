@@ -136,6 +136,17 @@ class Sampler:
 
     # ------------------------------------------------------------------ one chunk
 
+    @staticmethod
+    def _draw_or_feed(logits, allowed, fed, given, key, temperature, top_k, top_p):
+        """int32 [B]: `given` where `fed`, else a draw from the processed logits with the
+        stateless `key`. The processing (a sort over V for top-p) is skipped at steps where
+        every sample is fed (window context, long prefixes)."""
+        def sample():
+            processed = process_logits(logits, allowed, temperature, top_k, top_p)
+            return tf.where(fed, given, sample_categorical(processed, key))
+
+        return tf.cond(tf.reduce_all(fed), lambda: given, sample)
+
     def sample_chunk(self, state: dict, k, seed, temperature, top_k, top_p) -> dict:
         """Generate chunk `k` of every unfinished sample.
 
@@ -163,16 +174,9 @@ class Sampler:
         rows = tf.range(batch)
 
         def draw(logits, allowed, head, t, fed, given):
-            """`given` where fed, else a draw; the processing (a sort over V for top-p) is
-            skipped at steps where every sample is fed (window context, long prefixes)."""
-            def sample():
-                key = tf.random.experimental.stateless_fold_in(
-                    seed, (k * self.window + t) * 3 + head)
-                processed = process_logits(logits, allowed, temperature[head], top_k[head],
-                                           top_p[head])
-                return tf.where(fed, given, sample_categorical(processed, key))
-
-            return tf.cond(tf.reduce_all(fed), lambda: given, sample)
+            key = tf.random.experimental.stateless_fold_in(seed, (k * self.window + t) * 3 + head)
+            return self._draw_or_feed(logits, allowed, fed, given, key, temperature[head],
+                                      top_k[head], top_p[head])
 
         def step(t, triples, length, done, decoder_state):
             i = window_start + t  # sequence index of this step

@@ -16,15 +16,12 @@ class DecoderTrunk(keras.layers.Layer):
     `[B, T, D]`, then `LayerNorm -> Dense` (both float32) gives the logits `[B, T, X]`
     (docs/design.md §3). The three decoders differ only in their input embedding and in `X`.
 
-    A subclass:
-    - takes its own arguments and passes the trunk's (below) on as `**kwargs`;
-    - creates its input embeddings with `_embedding(...)`, then calls
-      `_create_trunk(num_logits)`;
-    - in `call` and `decode_step`, builds the embedding and returns `_trunk(...)` or
-      `_trunk_step(...)`.
-
-    The trunk provides `build`, `init_cache` and `get_config` (every `__init__` argument of
-    the subclass and of the trunk, read from the attributes of the same names).
+    A subclass takes its own arguments and passes the trunk's (below) on as `**kwargs`,
+    creates its input embeddings with `_embedding`, then calls `_create_trunk(X)`; its `call`
+    returns `_trunk(embedded, encoder_output)` and its cached `decode_step` returns
+    `_trunk_step(embedded [B, 1, D], cache, step)`. The trunk provides `build`, `init_cache`
+    and `get_config` (every `__init__` argument, the subclass' and the trunk's, read from the
+    attribute of the same name).
 
     Args:
         d_model: int. Model width `D`.
@@ -33,6 +30,22 @@ class DecoderTrunk(keras.layers.Layer):
         key_size: int. Size of each attention head.
         dropout: float. Dropout rate on the residual branches.
         layer_norm_epsilon: float. Epsilon of the layer norms.
+
+    Example:
+    ```python
+    class TokenDecoder(DecoderTrunk):
+        def __init__(self, vocabulary: int, **kwargs):
+            super().__init__(**kwargs)
+            self.vocabulary = vocabulary
+            self.token_embedding = self._embedding(vocabulary, "token_embedding")
+            self._create_trunk(vocabulary)
+
+        def call(self, tokens, encoder_output, training=None):
+            return self._trunk(self.token_embedding(tokens), encoder_output, training)
+
+    decoder = TokenDecoder(10, d_model=32, num_heads=2, layer_spec=[(1, 1)])
+    logits, hidden = decoder(np.zeros((2, 5), "int32"), np.zeros((2, 7, 32), "float32"))
+    ```
     """
 
     def __init__(

@@ -4,6 +4,7 @@ from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttent
 from dctformer_tf.model.channel_decoder import ChannelDecoder, start_triple
 from dctformer_tf.model.configs import ModelConfig, build_model, count_parameters
 from dctformer_tf.model.dctransformer import DCTransformer
+from dctformer_tf.model.decoder_trunk import DecoderTrunk
 from dctformer_tf.model.feed_forward import FeedForward
 from dctformer_tf.model.par_stack import PARStack, normalize_layer_spec
 from dctformer_tf.model.partial_image_encoder import (
@@ -20,6 +21,7 @@ __all__ = [
     "CachedMultiHeadAttention",
     "ChannelDecoder",
     "DCTransformer",
+    "DecoderTrunk",
     "FeedForward",
     "ModelConfig",
     "PARStack",

@@ -1,24 +1,28 @@
 """`dctformer encode | decode | show`: the sparse DCT codec from the command line."""
 
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
+from dctformer_tf.cli.flag_defaults import CODEC, ORDERS, VALUE_ENCODINGS
 
-from dctformer_tf.data.image_io import load_image
-from dctformer_tf.dct import SparseCodec
-from dctformer_tf.dct.jpeg import jpeg_bits_per_pixel
-from dctformer_tf.dct.progressive import progressive_strip
+if TYPE_CHECKING:
+    from dctformer_tf.dct import SparseCodec
 
 
 def add_codec_arguments(parser):
-    parser.add_argument("--quality", type=int, default=75, help="IJG quality in [1, 100]")
-    parser.add_argument("--block-size", type=int, default=8, help="DCT block size: 8, 16 or 32")
+    parser.add_argument("--quality", type=int, default=CODEC["quality"],
+                        help="IJG quality in [1, 100]")
+    parser.add_argument("--block-size", type=int, default=CODEC["block_size"],
+                        help="DCT block size: 8, 16 or 32")
     parser.add_argument("--clip", type=int, default=None,
                         help="value clip (default: 1200, 3200, 4000 for S = 8, 16, 32)")
-    parser.add_argument("--order", default="bands", help="channel order: bands | luma_first")
-    parser.add_argument("--value-encoding", default="quantized", help="quantized | dequantized")
+    parser.add_argument("--order", default=CODEC["order"],
+                        help="channel order: " + " | ".join(ORDERS))
+    parser.add_argument("--value-encoding", default=CODEC["value_encoding"],
+                        help=" | ".join(VALUE_ENCODINGS))
     parser.add_argument("--resolution", type=int, default=None,
                         help="canvas side R (long side resized to R); default: keep the size")
 
@@ -27,6 +31,8 @@ DEFAULT_CLIP = {8: 1200, 16: 3200, 32: 4000}
 
 
 def codec_from_args(args) -> SparseCodec:
+    from dctformer_tf.dct import SparseCodec
+
     clip = args.clip if args.clip is not None else DEFAULT_CLIP.get(args.block_size, 1200)
     return SparseCodec(block_size=args.block_size, quality=args.quality, clip=clip,
                        order=args.order, value_encoding=args.value_encoding,
@@ -55,6 +61,10 @@ def add_parsers(subparsers):
 
 
 def run_encode(args):
+    import numpy as np
+
+    from dctformer_tf.data.image_io import load_image
+
     codec = codec_from_args(args)
     triples, (h, w) = codec.encode_with_size(load_image(args.image), name=args.image)
     _make_parent(args.out)
@@ -65,6 +75,10 @@ def run_encode(args):
 
 def load_sequence(path: str) -> tuple:
     """.npz written by `encode` -> (SparseCodec, int32 [L, 3] triples, (h, w))."""
+    import numpy as np
+
+    from dctformer_tf.dct import SparseCodec
+
     try:
         with np.load(path) as data:
             triples, content, settings = data["triples"], data["content_hw"], str(data["codec"])
@@ -74,6 +88,8 @@ def load_sequence(path: str) -> tuple:
 
 
 def run_decode(args):
+    from PIL import Image
+
     codec, triples, (h, w) = load_sequence(args.npz)
     if args.prefix is not None:
         triples = triples[: args.prefix]
@@ -84,6 +100,12 @@ def run_decode(args):
 
 
 def run_show(args):
+    from PIL import Image
+
+    from dctformer_tf.data.image_io import load_image
+    from dctformer_tf.dct.jpeg import jpeg_bits_per_pixel
+    from dctformer_tf.dct.progressive import progressive_strip
+
     codec = codec_from_args(args)
     image = load_image(args.image)
     triples, (h, w) = codec.encode_with_size(image, name=args.image)

@@ -1,10 +1,7 @@
-"""What the sub-commands and tools share: the gin flags (--gin_file, --gin_bindings), the
-trained-run flags (--model_dir, --checkpoint) and logging."""
+"""What the sub-commands and tools share: the gin flags (--gin_file, --gin_bindings) and the
+trained-run flags (--model_dir, --checkpoint)."""
 
-import logging
 import os
-
-import gin
 
 
 def add_gin_arguments(parser) -> None:
@@ -24,6 +21,8 @@ def add_run_arguments(parser) -> None:
 
 def parse_gin(args, extra_bindings=()) -> None:
     """Parse the files, then the bindings (later ones win), then `extra_bindings`."""
+    import gin
+
     missing = [path for path in args.gin_file if not os.path.exists(path)]
     if missing:
         raise FileNotFoundError(f"gin file not found: {', '.join(missing)}")
@@ -35,8 +34,3 @@ def parse_gin(args, extra_bindings=()) -> None:
                                         list(args.gin_bindings) + list(extra_bindings),
                                         finalize_config=False)
 
-
-def setup_logging() -> None:
-    """The project's progress lines ("Building dataset...") on stderr, TF's own kept quiet."""
-    logging.basicConfig(format="%(asctime)s %(message)s")
-    logging.getLogger("dctformer_tf").setLevel(logging.INFO)

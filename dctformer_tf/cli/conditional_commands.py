@@ -17,14 +17,13 @@ length and, per sample, the sampler's statistics and the prefix-fidelity numbers
 import json
 import os
 
-from dctformer_tf.cli.common import setup_logging
+from dctformer_tf.cli.flag_defaults import HEADS
 from dctformer_tf.cli.sample_commands import (
     add_sampling_arguments,
     load_sampler,
     save_png,
     settings_from_args,
 )
-from dctformer_tf.sampling.processors import HEADS
 
 HELP = {
     "upsample": "x S super-resolution: the low-resolution input forced as the DC band",
@@ -56,7 +55,6 @@ def run_conditional(args, task: str) -> None:
     from dctformer_tf.sampling import conditional
     from dctformer_tf.sampling.figures import image_grid
 
-    setup_logging()
     if args.num_samples < 1:
         raise ValueError(f"--num_samples must be positive, got {args.num_samples}")
     if args.original and len(args.original) != len(args.images):

@@ -1,18 +1,18 @@
 """`dctformer evaluate`: bpd (total, per component, per chunk; Figure 9 plot), compression
 against JPEG, and FID / sFID / precision-recall of samples (`evaluation.report`)."""
 
-from dctformer_tf.cli.common import add_gin_arguments, parse_gin, setup_logging
+from dctformer_tf.cli.common import add_gin_arguments, parse_gin
+from dctformer_tf.cli.flag_defaults import METRICS
+from dctformer_tf.cli.sample_commands import add_sampling_arguments, settings_from_args
 
 
 def add_parsers(subparsers):
-    from dctformer_tf.cli.sample_commands import add_sampling_arguments
-
     evaluate = subparsers.add_parser("evaluate", help="bpd, compression, FID/sFID/PR of a run")
     add_sampling_arguments(evaluate)
     add_gin_arguments(evaluate)
     evaluate.add_argument("--split", default="test", help="data split to evaluate on")
     evaluate.add_argument("--metrics", default="bpd,compression",
-                          help="comma-separated: bpd, compression, fid, sfid, pr")
+                          help="comma-separated: " + ", ".join(METRICS))
     evaluate.add_argument("--num_images", type=int, default=200,
                           help="split images scored for bpd / compression")
     evaluate.add_argument("--num_samples", type=int, default=1000,
@@ -45,10 +45,8 @@ def make_features(args):
 
 
 def run_evaluate(args):
-    from dctformer_tf.cli.sample_commands import settings_from_args
     from dctformer_tf.evaluation.report import evaluate_run
 
-    setup_logging()
     parse_gin(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     needs_features = any(m in ("fid", "sfid", "pr") for m in metrics)

@@ -1,6 +1,6 @@
 """`dctformer export`: a training run's checkpoint (the latest by default) as a SavedModel."""
 
-from dctformer_tf.cli.common import add_run_arguments, setup_logging
+from dctformer_tf.cli.common import add_run_arguments
 
 
 def add_parsers(subparsers):
@@ -15,6 +15,5 @@ def add_parsers(subparsers):
 def run_export(args):
     from dctformer_tf.export.saved_model import export_saved_model
 
-    setup_logging()
     export_saved_model(args.model_dir, args.out, args.max_length, args.checkpoint)
     print(f"SavedModel written to {args.out} (signatures: encode, score, sample)")

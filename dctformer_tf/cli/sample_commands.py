@@ -7,13 +7,19 @@ prefixes), `samples.npz` (triples, lengths, content sizes, labels) and `samples.
 (settings and per-sample length, chunks, seconds, finished).
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING
 
-import numpy as np
+from dctformer_tf.cli.common import add_run_arguments
+from dctformer_tf.cli.flag_defaults import HEAD_SETTINGS, HEADS
 
-from dctformer_tf.cli.common import add_run_arguments, setup_logging
-from dctformer_tf.sampling.processors import HEADS, HeadSettings, SamplingSettings
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dctformer_tf.sampling.processors import SamplingSettings
 
 
 def add_sampling_arguments(parser) -> None:
@@ -21,12 +27,15 @@ def add_sampling_arguments(parser) -> None:
     add_run_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same samples")
-    parser.add_argument("--temperature", type=float, default=1.0, help="all heads")
-    parser.add_argument("--top_k", type=int, default=0, help="all heads; 0 = off")
-    parser.add_argument("--top_p", type=float, default=1.0, help="all heads; 1 = off")
+    parser.add_argument("--temperature", type=float, default=HEAD_SETTINGS["temperature"],
+                        help="all heads")
+    parser.add_argument("--top_k", type=int, default=HEAD_SETTINGS["top_k"],
+                        help="all heads; 0 = off")
+    parser.add_argument("--top_p", type=float, default=HEAD_SETTINGS["top_p"],
+                        help="all heads; 1 = off")
     parser.add_argument("--head", action="append", default=[], metavar="HEAD.KEY=VALUE",
-                        help="per-head override, e.g. value.temperature=0.8 or "
-                             "channel.top_p=0.9 (heads: channel, position, value); repeatable")
+                        help="per-head override, e.g. value.temperature=0.8 or channel.top_p=0.9 "
+                             f"(heads: {', '.join(HEADS)}); repeatable")
     parser.add_argument("--batch_size", type=int, default=16, help="samples per batch")
     parser.add_argument("--max_chunks", type=int, default=None,
                         help="stop after this many chunks (default: until every EOS)")
@@ -39,6 +48,8 @@ def add_sampling_arguments(parser) -> None:
 
 def settings_from_args(args) -> SamplingSettings:
     """--temperature/--top_k/--top_p for all heads, then the --head overrides."""
+    from dctformer_tf.sampling.processors import HeadSettings, SamplingSettings
+
     values = {name: {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
               for name in HEADS}
     for item in args.head:
@@ -70,6 +81,8 @@ def save_png(image: np.ndarray, path: str) -> None:
 def write_samples(out: str, sampler, result, settings: SamplingSettings, figures: int = 4,
                   extra: dict | None = None) -> None:
     """Everything `dctformer sample` writes (module docstring); `extra` goes into the JSON."""
+    import numpy as np
+
     from dctformer_tf.sampling import figures as figs
 
     os.makedirs(out, exist_ok=True)
@@ -104,7 +117,6 @@ def add_parsers(subparsers):
 
 
 def run_sample(args):
-    setup_logging()
     settings = settings_from_args(args)
     sampler = load_sampler(args)
     result = sampler.sample(args.num, args.seed, settings, batch_size=args.batch_size,

@@ -1,6 +1,7 @@
 """`dctformer train`: gin-configured training (`dctformer_tf.train.experiment.train`)."""
 
-from dctformer_tf.cli.common import add_gin_arguments, parse_gin, setup_logging
+from dctformer_tf.cli.common import add_gin_arguments, parse_gin
+from dctformer_tf.cli.flag_defaults import STRATEGIES
 
 
 def add_parsers(subparsers):
@@ -8,7 +9,7 @@ def add_parsers(subparsers):
     add_gin_arguments(train)
     train.add_argument("--model_dir", required=True, help="checkpoints, logs, run settings")
     train.add_argument("--strategy", default=None,
-                       help="default | one_device | mirrored | multi_worker | tpu")
+                       help=" | ".join(STRATEGIES))
     train.add_argument("--tpu", default=None, help="TPU name or address (strategy tpu)")
     train.set_defaults(run=run_train)
 
@@ -16,7 +17,6 @@ def add_parsers(subparsers):
 def run_train(args):
     from dctformer_tf.train import experiment
 
-    setup_logging()
     bindings = [f"train.model_dir = {args.model_dir!r}"]
     if args.strategy:
         bindings.append(f"train.strategy = {args.strategy!r}")

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser)
     parser.add_argument("--source", default=None,
-                        help="data source (default: the run's build_sequences.source)")
+                        help="data source (default: the one the run's run.json records)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--num", type=int, default=150, help="held-out images to score")
     parser.add_argument("--batch_size", type=int, default=16)

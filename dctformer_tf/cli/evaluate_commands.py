@@ -25,7 +25,7 @@ def add_parsers(subparsers):
                                "tools/train_shapes_classifier.py; inception: the InceptionV3 "
                                "weights file (or bind inception_features.weights_path)")
     evaluate.add_argument("--source", default=None,
-                          help="data source (default: the run's build_sequences.source)")
+                          help="data source (default: the one the run's run.json records)")
     evaluate.add_argument("--baseline_split", default="train",
                           help="the floor: --split against this split ('' for none)")
     evaluate.set_defaults(run=run_evaluate)

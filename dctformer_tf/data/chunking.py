@@ -27,22 +27,9 @@ The batched dataset yields one dict per batch, the Keras `x` of `model.fit` (no 
 `content_hw`. The model ignores the keys it does not use.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec, tf_ops
-
-
-def chunk_probabilities(num_chunks: int, p_min: float = 0.1, power: float = 3.0) -> np.ndarray:
-    """Chunk-selection distribution `P(k) ∝ max((k+1)^−power, p_min)`, k = 0 … n−1.
-
-    Returns:
-      float64 [num_chunks], summing to 1.
-    """
-    if num_chunks < 1:
-        raise ValueError(f"num_chunks must be positive, got {num_chunks}")
-    weights = np.maximum((np.arange(num_chunks) + 1.0) ** -power, p_min)
-    return weights / weights.sum()
 
 
 def num_chunks(length, chunk_size: int) -> tf.Tensor:

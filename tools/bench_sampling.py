@@ -13,20 +13,24 @@ triples/s of each and their ratio (issue target: cached >= 10x at window 1024 on
 import argparse
 import os
 import pathlib
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The random-model helpers live with the tests (tests/random_init.py), not in the package.
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import gin  # noqa: E402
 import keras  # noqa: E402
 
 from dctformer_tf.dct import SparseCodec  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
-from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 from dctformer_tf.sampling import Sampler  # noqa: E402
+from tests.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 
-GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
+GIN = ROOT / "gin" / "models"
 gin_build_model = gin.external_configurable(build_model, name="build_model")
 
 

@@ -21,6 +21,7 @@ TEST_REQUIRES = [
     "scipy>=1.11",
     "scikit-image>=0.22",
     "ruff>=0.5",
+    "packaging",  # tests/test_dependencies.py reads requirement strings (keras installs it too)
 ]
 
 setup(

@@ -8,7 +8,6 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "keras==3.15.1",
-    "tensorflow-probability[tf]==0.25.0",
     "tensorflow-datasets==4.9.10",
     "importlib_resources",
     "tensorboard==2.21.0",
@@ -22,6 +21,7 @@ TEST_REQUIRES = [
     "scipy>=1.11",
     "scikit-image>=0.22",
     "ruff>=0.5",
+    "packaging",  # tests/test_dependencies.py reads requirement strings (keras installs it too)
 ]
 
 setup(

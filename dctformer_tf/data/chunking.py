@@ -23,13 +23,12 @@ then). `loss_mask` is 1 exactly on the elements of chunk k that exist (`< L`).
 
 The batched dataset yields one dict per batch, the Keras `x` of `model.fit` (no `y`):
 `partial_image`, `inputs`, `targets`, `label` (what `DCTransformer` reads), plus `loss_mask`
-(what `train.losses` reads), `loss_tokens`, `chunk_index`, `window_start`, `length` and
+(what `model.losses` reads), `loss_tokens`, `chunk_index`, `window_start`, `length` and
 `content_hw`. The model ignores the keys it does not use.
 """
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec, tf_ops
@@ -60,18 +59,6 @@ class Chunking:
     def window(self) -> int:
         """Decoder window `T = chunk_size + overlap`."""
         return self.chunk_size + self.overlap
-
-
-def chunk_probabilities(num_chunks: int, p_min: float = 0.1, power: float = 3.0) -> np.ndarray:
-    """Chunk-selection distribution `P(k) ∝ max((k+1)^−power, p_min)`, k = 0 … n−1.
-
-    Returns:
-      float64 [num_chunks], summing to 1.
-    """
-    if num_chunks < 1:
-        raise ValueError(f"num_chunks must be positive, got {num_chunks}")
-    weights = np.maximum((np.arange(num_chunks) + 1.0) ** -power, p_min)
-    return weights / weights.sum()
 
 
 def num_chunks(length, chunk_size: int) -> tf.Tensor:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -56,7 +55,7 @@ class Shape:
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
-    """Everything `render_scene` paints: corner colours, then shapes in painting order."""
+    """Everything `render_shapes` paints: corner colours, then shapes in painting order."""
 
     # float64 [2, 2, 3]: [[top-left, top-right], [bottom-left, bottom-right]]
     corner_colors: np.ndarray
@@ -65,13 +64,14 @@ class Scene:
 
 
 def sample_scene(seed: int, size: int = 64) -> Scene:
-    """Draws the scene of `seed` (deterministic: same seed and size, same scene)."""
+    """The scene behind the example of `seed`: its corner colours and every shape's class,
+    centre, size, rotation and colour, in painting order (the label is the last shape's class).
+
+    `render_shapes(seed, size)` paints exactly this scene. The scene is the ground truth of the
+    image beyond its label, e.g. to check the labelling rules or to derive other targets
+    (shape count, positions). Deterministic: same seed and size, same scene.
+    """
     return _scene_and_masks(seed, size)[0]
-
-
-def render_scene(scene: Scene, size: int = 64) -> np.ndarray:
-    """Paints a scene. Returns uint8 [size, size, 3]."""
-    return _paint(scene, [shape_mask(shape, size) for shape in scene.shapes], size)
 
 
 def render_shapes(seed: int, size: int = 64) -> tuple[np.ndarray, int]:
@@ -100,22 +100,6 @@ def shape_mask(shape: Shape, size: int) -> np.ndarray:
     mask = np.zeros((size, size), dtype=bool)
     mask[y0:y1, x0:x1] = inside
     return mask
-
-
-def shapes_examples(
-    split: str, num: int | None = None, start: int = 0, size: int = 64
-) -> Iterator[dict]:
-    """Yields `{"image": uint8 [size, size, 3], "label": int}` for examples `start, ...`.
-
-    Args:
-      split: a key of `SPLIT_SEEDS`.
-      num: how many examples; None = to the end of the split.
-      start: index of the first example within the split.
-      size: image side in pixels.
-    """
-    for seed in range(*split_seed_range(split, num, start)):
-        image, label = render_shapes(seed, size)
-        yield {"image": image, "label": label}
 
 
 def shapes_arrays(

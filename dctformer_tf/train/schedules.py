@@ -1,7 +1,8 @@
-"""Learning-rate schedule and run length (docs/design.md §4, paper App. C).
+"""Learning-rate schedule (docs/design.md §4, paper App. C).
 
 Linear warmup (1000 steps) to the peak learning rate, then cosine decay to 0 at the end of
-the run. The run length is a budget of loss-bearing tokens, converted to optimizer steps.
+the run. The trainer sets the run length, given in steps or converted from a budget of
+loss-bearing tokens (`train.experiment.train`).
 """
 
 import math
@@ -66,20 +67,3 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             "name": self.name,
         }
 
-
-def steps_for_token_budget(tokens: int, batch_size: int, chunk_size: int) -> int:
-    """Optimizer steps for a budget of loss-bearing tokens: `ceil(tokens / (B · chunk))`.
-
-    A step processes at most `batch_size · chunk_size` loss tokens, and fewer whenever a
-    batch holds the short last chunk of a sequence, so the real count over these steps is
-    at most `steps · batch_size · chunk_size` and usually somewhat below `tokens`. The step
-    count fixes the schedule length up front; the tokens a run actually processed are the
-    sum of its batches' `loss_tokens` (the `loss_mask` sums), which is what training should
-    count and log, and stop on to honour a budget exactly.
-    """
-    if tokens <= 0 or batch_size <= 0 or chunk_size <= 0:
-        raise ValueError(
-            f"tokens, batch_size and chunk_size must be positive, got {tokens}, "
-            f"{batch_size}, {chunk_size}"
-        )
-    return -(-tokens // (batch_size * chunk_size))

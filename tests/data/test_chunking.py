@@ -30,12 +30,6 @@ def _draw_chunk_indices(length: int, chunk: int, p_min: float, seed: int) -> np.
     return draws.numpy()
 
 
-def test_chunk_probabilities_hand_values():
-    weights = np.array([1.0, 1 / 8, 0.1, 0.1])  # max((k+1)^-3, 0.1)
-    np.testing.assert_allclose(chunking.chunk_probabilities(4), weights / weights.sum())
-    np.testing.assert_allclose(chunking.chunk_probabilities(1), [1.0])
-
-
 @pytest.mark.parametrize(
     "length, p_min",
     [(10, 0.1), (16, 0.1), (40, 0.1), (150, 0.1), (160, 0.1), (160, 0.01)],

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from dctformer_tf.train.schedules import WarmupCosine, steps_for_token_budget
+from dctformer_tf.train.schedules import WarmupCosine
 
 PEAK, WARMUP, TOTAL = 1e-3, 100, 1100
 
@@ -61,9 +61,3 @@ def test_drives_adam_and_survives_a_saved_model(tmp_path):
     loaded.fit(x[:2], y[:2], batch_size=2, epochs=1, verbose=0)  # still on the schedule
     np.testing.assert_allclose(float(loaded.optimizer.learning_rate), PEAK * 5 / WARMUP, rtol=1e-6)
 
-
-def test_steps_for_token_budget():
-    assert steps_for_token_budget(1000, batch_size=2, chunk_size=10) == 50
-    assert steps_for_token_budget(1001, batch_size=2, chunk_size=10) == 51
-    with pytest.raises(ValueError, match="positive"):
-        steps_for_token_budget(1000, batch_size=0, chunk_size=10)

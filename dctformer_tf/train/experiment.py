@@ -279,6 +279,7 @@ def train(
     history = model.fit(
         train_chunks, epochs=epochs, steps_per_epoch=steps_per_epoch,
         initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
+        shuffle=False,  # the chunk pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
         validation_data=eval_chunks, validation_steps=eval_steps or None,
     )
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),

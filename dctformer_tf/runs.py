@@ -6,7 +6,6 @@ model_dir layout (written by `train.experiment.train`):
   run.json               `RunSettings`: codec, chunking, model architecture, max_length, data
   operative_config.gin   the gin config the run used (for people; nothing parses it)
   checkpoints/ckpt-STEP  tf.train checkpoints (model, optimizer), every `steps_per_epoch`
-  backup/                keras BackupAndRestore state
   tensorboard/{train,eval,samples}
 """
 

@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     try:
         with contextlib.nullcontext() if args.verbose else logs.quiet_import("tensorflow"):
             return args.run(args) or 0
-    except (ValueError, OSError) as error:  # bad input: one clear line, no traceback
+    # Bad input, or a run that diverged (TrainingDiverged): one clear line, no traceback.
+    except (ValueError, OSError, FloatingPointError) as error:
         if os.environ.get("DCTFORMER_TRACEBACK"):
             raise
         print(f"dctformer {args.command}: error: {error}", file=sys.stderr)

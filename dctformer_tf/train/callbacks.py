@@ -12,10 +12,18 @@ log = logging.getLogger("dctformer_tf.train")
 TRAIN_SCALARS = ("loss", "channel_loss", "position_loss", "value_loss", "bits_per_token")
 
 
+class TrainingDiverged(FloatingPointError):
+    """A step's loss or gradient norm was not finite; the message names the step and the last
+    good checkpoint."""
+
+
 class CheckpointEveryEpoch(keras.callbacks.Callback):
     """Saves a `tf.train.CheckpointManager` checkpoint, numbered by step, after every epoch.
 
-    An epoch is `steps_per_epoch` steps, so this is the run's "checkpoint every N steps".
+    An epoch is `steps_per_epoch` steps, so this is the run's "checkpoint every N steps". The
+    manager writes the checkpoint's files first and publishes it in its `checkpoint` state
+    file last, so a save cut short leaves the previous checkpoint the latest. A checkpoint
+    with a non-finite weight is never written: the save raises `TrainingDiverged` instead.
     """
 
     def __init__(self, manager: tf.train.CheckpointManager):
@@ -24,8 +32,41 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
+        check_finite_weights(self.model, step, self.manager.latest_checkpoint)
         path = self.manager.save(checkpoint_number=step)
         log.info("Saved checkpoint %s (step %d)", path, step)
+
+
+def check_finite_weights(model, step: int, last_good: str | None) -> None:
+    """Raises `TrainingDiverged` if any float weight of `model` holds a NaN or infinity."""
+    finite = [tf.reduce_all(tf.math.is_finite(w.value)) for w in model.weights
+              if tf.as_dtype(w.dtype).is_floating]
+    if not bool(tf.reduce_all(finite)):
+        raise TrainingDiverged(
+            f"step {step}: the weights are not finite; not saving a checkpoint "
+            f"(the last good one is {last_good or 'none: no checkpoint was written'})")
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first step whose loss or gradient norm was not finite (recorded
+    on the device by the trainer's `NonFiniteMonitor`), before any checkpoint of its weights.
+
+    Raises:
+      TrainingDiverged naming the step and the last good checkpoint.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.model.nonfinite.first_step()
+        if step is not None:
+            raise TrainingDiverged(
+                f"step {step}: the loss or the gradient norm is not finite; training stopped. "
+                f"The last good checkpoint is "
+                f"{self.manager.latest_checkpoint or 'none (no checkpoint was written yet)'}; "
+                "lower the learning rate or lengthen the warmup and resume from it.")
 
 
 class TensorBoardScalars(keras.callbacks.Callback):

@@ -2,7 +2,7 @@
 
 `train()` narrates its phases: run settings -> strategy -> data -> model and optimizer (in
 the strategy scope) -> restore the latest checkpoint, if any -> `model.fit` with
-checkpoints, BackupAndRestore, TensorBoard and the optional sample and bpd callbacks.
+checkpoints, TensorBoard and the optional sample and bpd callbacks.
 Started again with the same command after being killed, it resumes from its last checkpoint
 (same step, optimizer state, schedule position, tokens). The files it writes are described
 in `dctformer_tf.runs`.
@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import sys
 
 import gin
@@ -37,7 +38,12 @@ from dctformer_tf.runs import (
     write_run_file,
 )
 from dctformer_tf.train.bpd_callback import HeldOutBpd
-from dctformer_tf.train.callbacks import CheckpointEveryEpoch, StopAtTokenBudget, TensorBoardScalars
+from dctformer_tf.train.callbacks import (
+    CheckpointEveryEpoch,
+    StopAtTokenBudget,
+    StopOnNonFinite,
+    TensorBoardScalars,
+)
 from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
 from dctformer_tf.train.strategy import check_global_batch, make_strategy
@@ -202,6 +208,7 @@ def train(
     bpd_eval_images: int = 0,
     adam_beta_1: float = 0.9,
     adam_beta_2: float = 0.999,
+    deterministic: bool = False,
 ) -> keras.callbacks.History:
     """Train a DCTransformer on chunks of sparse DCT sequences.
 
@@ -226,12 +233,23 @@ def train(
         to TensorBoard `eval/bpd*` (0 = off).
       adam_beta_1 / adam_beta_2: Adam's moment decay rates (Keras defaults; the paper does
         not give them). A short run at a high learning rate may prefer a faster second moment.
+      deterministic: seed Keras' initialisers and turn on TensorFlow's op determinism, so
+        the same seed gives the same losses on the same machine (slower).
+
+    Raises:
+      TrainingDiverged: a step's loss or gradient norm was not finite.
     """
     if (total_steps is None) == (tokens is None):
         raise ValueError("train: give exactly one of total_steps and tokens "
                          f"(got total_steps={total_steps}, tokens={tokens})")
     log.info("Building run settings...")
     run, sequences = build_run_settings()
+    check_writable(model_dir)
+    if deterministic:
+        # Same seed, same losses on one machine (docs/design.md §4): seeded initialisers and
+        # deterministic kernels, at some speed.
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     log.info("Building strategy %r...", strategy)
@@ -241,6 +259,7 @@ def train(
 
     log.info("Building dataset...")
     train_sequences = sequences.dataset(run.codec, run.data.train_split)
+    check_not_empty(train_sequences, run.data)
     if tokens is not None:
         total_steps = steps_for_tokens(tokens, build_chunks(train_sequences, run, batch_size, seed))
 
@@ -253,6 +272,7 @@ def train(
         checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=keep_checkpoints
     )
     log.info("Model: %s parameters", f"{model.count_params():,}")
+    check_free_disk(model_dir, model)
     initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
     # A resumed run draws new chunks and batches instead of replaying the first ones.
     train_chunks = build_chunks(train_sequences, run, batch_size, seed + initial_epoch)
@@ -261,14 +281,8 @@ def train(
         eval_chunks = build_chunks(sequences.dataset(run.codec, run.data.eval_split), run,
                                    batch_size, seed + 1)
 
-    operative = record_run(model_dir, run)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), save_freq="epoch"),
-        CheckpointEveryEpoch(manager),
-        TensorBoardScalars(os.path.join(model_dir, "tensorboard"), log_every, operative),
-    ]
-    if tokens is not None:
-        callbacks.append(StopAtTokenBudget(tokens))
+    callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
+                               record_run(model_dir, run), tokens)
     if is_chief(dist):
         callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
                                           sample_every, sample_num, sample_max_chunks, seed,
@@ -323,17 +337,61 @@ def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warm
 
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
                    steps_per_epoch: int) -> int:
-    """Restores the latest checkpoint, if any; returns the epoch to start from."""
-    if not manager.latest_checkpoint:
-        log.info("No checkpoint in %s: starting from step 0", manager.directory)
-        return 0
-    log.info("Restoring checkpoint %s...", manager.latest_checkpoint)
-    restore_checkpoint(checkpoint, manager.latest_checkpoint)
-    model = checkpoint.model
-    step = int(model.optimizer.iterations.numpy())
-    log.info("Resuming at step %d (epoch %d), %.4g tokens seen", step, step // steps_per_epoch,
-             float(model.tokens_seen.numpy()))
-    return step // steps_per_epoch
+    """Restores the newest checkpoint that restores cleanly, if any (each one skipped is
+    named in a warning); returns the epoch to start from."""
+    for path in reversed(manager.checkpoints):  # newest first
+        log.info("Restoring checkpoint %s...", path)
+        try:
+            restore_checkpoint(checkpoint, path)
+        # A damaged file fails in many ways (DataLossError, IndexError from the reader, a
+        # shape mismatch, ...): any of them makes this checkpoint unusable, not the run.
+        except Exception as error:  # noqa: BLE001
+            message = (getattr(error, "message", None) or str(error) or type(error).__name__)
+            message = f"{type(error).__name__}: {message.splitlines()[0]}"
+            log.warning("Skipping checkpoint %s: it does not restore (%s)", path, message[:300])
+            continue
+        model = checkpoint.model
+        step = int(model.optimizer.iterations.numpy())
+        log.info("Resuming at step %d (epoch %d), %.4g tokens seen", step,
+                 step // steps_per_epoch, float(model.tokens_seen.numpy()))
+        return step // steps_per_epoch
+    if manager.checkpoints:
+        raise ValueError(f"{manager.directory}: no checkpoint restores (tried "
+                         f"{', '.join(manager.checkpoints)}); move them aside to start over")
+    log.info("No checkpoint in %s: starting from step 0", manager.directory)
+    return 0
+
+
+def check_writable(model_dir: str) -> None:
+    """Fails at once, naming the folder, when `model_dir` cannot be created or written."""
+    probe = os.path.join(model_dir, ".write_check")
+    try:
+        tf.io.gfile.makedirs(model_dir)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        message = getattr(error, "message", str(error)).splitlines()[0]
+        raise OSError(f"model_dir {model_dir!r} is not writable ({message})") from None
+
+
+def check_free_disk(model_dir: str, model) -> None:
+    """Fails when a local `model_dir` has no room for two checkpoints (weights and Adam's two
+    moments in float32, about 12 bytes per parameter each)."""
+    if "://" in model_dir:
+        return  # remote file systems report no free space
+    need = 2 * 12 * model.count_params()
+    free = shutil.disk_usage(model_dir).free
+    if free < need:
+        raise OSError(f"model_dir {model_dir!r}: {free / 1e9:.2f} GB free, two checkpoints "
+                      f"of this model need about {need / 1e9:.2f} GB")
+
+
+def check_not_empty(sequences: tf.data.Dataset, data: DataSettings) -> None:
+    """Fails, naming the source, when the training split yields no sequence."""
+    if not any(True for _ in sequences.take(1)):
+        raise ValueError(f"data source {data.source!r} split {data.train_split!r} yields no "
+                         "images")
 
 
 def record_run(model_dir: str, run: RunSettings) -> str:
@@ -343,6 +401,18 @@ def record_run(model_dir: str, run: RunSettings) -> str:
         f.write(operative)
     write_run_file(model_dir, run)
     return operative
+
+
+def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
+                   gin_text: str, tokens: float | None) -> list:
+    """Divergence stop, checkpoints, TensorBoard scalars and the token budget. Resuming is
+    the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
+    optimizer, and after a kill they can disagree (docs/design.md §4)."""
+    callbacks = [StopOnNonFinite(manager), CheckpointEveryEpoch(manager),
+                 TensorBoardScalars(log_dir, log_every, gin_text)]
+    if tokens is not None:
+        callbacks.append(StopAtTokenBudget(tokens))
+    return callbacks
 
 
 def monitoring_callbacks(run: RunSettings, sequences: SequenceSource, log_dir: str,

@@ -8,6 +8,7 @@ checkpoint of the trainer restores into a plain `DCTransformer` for sampling and
 
 import keras
 import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution
 
 from dctformer_tf.model import DCTransformer
 from dctformer_tf.model.losses import COMPONENTS, loss_summary
@@ -30,6 +31,7 @@ class DCTransformerTrainer(DCTransformer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.nonfinite = NonFiniteMonitor()
         self.component_trackers = {
             name: keras.metrics.Mean(name=f"{name}_loss") for name in COMPONENTS
         }
@@ -38,6 +40,23 @@ class DCTransformerTrainer(DCTransformer):
             shape=(), dtype="float64", initializer="zeros", trainable=False,
             aggregation="only_first_replica", name="tokens_seen",
         )
+
+    def train_step(self, data):
+        # Keras' own train step (keras/src/backend/tensorflow/trainer.py, Keras 3.15), with
+        # one addition between the gradients and the update: record the first step whose
+        # loss or gradient norm is not finite, for `callbacks.StopOnNonFinite`.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=True)
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
+                                            sample_weight=tf.shape(x["targets"])[0])
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.nonfinite.record(loss, gradients, self.optimizer.iterations)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         summary = loss_summary(y_pred, x["targets"], x["loss_mask"])  # per local loss token
@@ -77,3 +96,35 @@ class DCTransformerTrainer(DCTransformer):
             # needs an axis: give every scalar one; the reduction returns scalars again.
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+
+class NonFiniteMonitor:
+    """The first optimizer step (1-based) whose loss or global gradient norm was not finite,
+    kept on the device so that the train step never waits on the host for it.
+
+    Deliberately not tracked by checkpoints: it describes this process's run, and a restart
+    from a good checkpoint starts clean.
+    """
+
+    def __init__(self):
+        # Created with the trainer, so in its strategy scope: a mirrored variable there,
+        # which every replica writes with the same (all-reduced) value.
+        self.step = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                                name="first_nonfinite_step")
+
+    def record(self, loss, gradients, iterations) -> None:
+        """Called in the train step, before the update of step `iterations + 1`."""
+        finite = tf.math.is_finite(tf.cast(loss, tf.float32)) & tf.math.is_finite(
+            tf.linalg.global_norm([g for g in gradients if g is not None]))
+        bad = 1.0 - tf.cast(finite, tf.float32)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            bad = replica.all_reduce("sum", bad)  # every replica takes the same decision
+        first = (bad > 0) & (self.step < 0)
+        self.step.assign(tf.where(first, tf.cast(iterations, tf.int64) + 1, self.step))
+
+    def first_step(self) -> int | None:
+        """The recorded step, or None (reads the device: call at logging intervals)."""
+        value = int(self.step.numpy())
+        return value if value >= 0 else None

@@ -180,12 +180,15 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
         # bounds what one file may allocate. Skipping files would hide it.
         raise
     except Exception as e:
-        # Pillow's decoders raise an open set of types on corrupt data: OSError ("Truncated
-        # File Read", "broken data stream", "could not create decoder object"), SyntaxError,
-        # ValueError, struct.error, EOFError, IndexError, KeyError, ZeroDivisionError, ...
-        # (Pillow's own `Image.open` catches four of them from its plugins). All mean "this
-        # file cannot be decoded" to a caller; KeyboardInterrupt and SystemExit are not
-        # `Exception`s and pass. The cause stays chained for DCTFORMER_TRACEBACK=1.
+        # Pillow raises an open set of types on corrupt data. Cut and flipped files
+        # (tests/data/test_image_io_fuzz.py) give OSError from `Image.open` and `load`
+        # ("Truncated File Read", "could not create decoder object", "image file is
+        # truncated"), ValueError from `Image.open` (a cut PNG IHDR), SyntaxError and
+        # struct.error from the EXIF parser; its plugins also raise EOFError, IndexError,
+        # KeyError, TypeError, ... (`Image.open` itself swallows four types while it tries
+        # formats). All mean "this file cannot be decoded" to a caller; KeyboardInterrupt and
+        # SystemExit are not `Exception`s and pass. The cause stays chained for
+        # DCTFORMER_TRACEBACK=1.
         detail = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever Pillow says
         raise ImageLoadError(
             f"{name}: cannot {step} ({detail}); the file is truncated or corrupt"

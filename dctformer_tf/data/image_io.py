@@ -135,6 +135,11 @@ def load_image(path: str | os.PathLike | bytes) -> np.ndarray:
 def decode_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decodes an encoded image (PNG, JPEG, GIF, BMP, TIFF, WebP, ...) to 8-bit RGB.
 
+    Nothing but an `ImageLoadError` leaves this function for bad data (docs/design.md §1.1):
+    header, pixels, EXIF orientation and mode conversion are all read inside one guarded
+    region, and the pixels are decoded here in full (`Image.load`), since Pillow decodes
+    lazily and would otherwise fail later, outside the guard.
+
     Args:
       data: the encoded file contents.
       name: the file name used in error messages.
@@ -148,8 +153,18 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """
     if not data:
         raise ImageLoadError(f"{name}: file is empty (0 bytes)")
+    step = "read the header"
     try:
-        image = Image.open(io.BytesIO(data))
+        with Image.open(io.BytesIO(data)) as image:
+            _check_pixel_limit(image, name)
+            step = "decode the pixels"
+            image.load()
+            step = "apply the EXIF orientation"
+            ImageOps.exif_transpose(image, in_place=True)
+            step = f"convert mode {image.mode!r} to RGB"
+            return to_rgb_uint8(image, name)
+    except ImageLoadError:
+        raise
     except UnidentifiedImageError:
         raise ImageLoadError(
             f"{name}: not an image file Pillow can identify (unknown format, corrupt header "
@@ -160,18 +175,24 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"{name}: {e} (the limit is 2 × PIL.Image.MAX_IMAGE_PIXELS = "
             f"2 × {Image.MAX_IMAGE_PIXELS}; raise it only for files you trust)"
         ) from None
-    with image:
-        _check_pixel_limit(image, name)
-        # Decoders raise many types on corrupt data (OSError for truncation, SyntaxError,
-        # struct.error, ...); all of them mean the same thing to a caller.
-        try:
-            image.load()
-        except Exception as e:
-            raise ImageLoadError(
-                f"{name}: cannot decode ({type(e).__name__}: {e}); the file is truncated or corrupt"
-            ) from e
-        ImageOps.exif_transpose(image, in_place=True)
-        return to_rgb_uint8(image, name)
+    except MemoryError:
+        # The process is out of memory, not this file at fault: the pixel limit above already
+        # bounds what one file may allocate. Skipping files would hide it.
+        raise
+    except Exception as e:
+        # Pillow raises an open set of types on corrupt data. Cut and flipped files
+        # (tests/data/test_image_io_fuzz.py) give OSError from `Image.open` and `load`
+        # ("Truncated File Read", "could not create decoder object", "image file is
+        # truncated"), ValueError from `Image.open` (a cut PNG IHDR), SyntaxError and
+        # struct.error from the EXIF parser; its plugins also raise EOFError, IndexError,
+        # KeyError, TypeError, ... (`Image.open` itself swallows four types while it tries
+        # formats). All mean "this file cannot be decoded" to a caller; KeyboardInterrupt and
+        # SystemExit are not `Exception`s and pass. The cause stays chained for
+        # DCTFORMER_TRACEBACK=1.
+        detail = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever Pillow says
+        raise ImageLoadError(
+            f"{name}: cannot {step} ({detail}); the file is truncated or corrupt"
+        ) from e
 
 
 def _check_pixel_limit(image: Image.Image, name: str) -> None:

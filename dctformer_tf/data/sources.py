@@ -14,6 +14,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -94,6 +95,11 @@ class FolderInfo:
         return len(self.skipped)
 
 
+# What `scan_image_folder` found per root in this process, with the fingerprint it was found for.
+_SCANS: dict[str, tuple[tuple, FolderInfo]] = {}
+_SCANS_LOCK = threading.Lock()
+
+
 def scan_image_folder(root: str | os.PathLike, num_threads: int | None = None) -> FolderInfo:
     """Lists and validates the image files under `root`, recursively.
 
@@ -105,12 +111,18 @@ def scan_image_folder(root: str | os.PathLike, num_threads: int | None = None) -
     in `root` belong to no class and are skipped.
 
     Every image file is decoded once here with `load_image`, the same code that reads it for
-    training, so unreadable files (not an image, truncated, over the pixel limit, unsupported
-    mode) are found, logged one warning each and skipped before the first step, and the count
-    is exact. The price is one extra decode per file at start-up, spread over `num_threads`
-    threads (Pillow decodes outside the GIL): about a second per 1,000 256×256 JPEGs per core
-    (0.9 ms each, measured on a 2-core CI machine).
-    For datasets of millions of files, prepare them as TFDS datasets instead.
+    training, so unreadable files (not an image, truncated or corrupt, over the pixel limit,
+    unsupported mode) are found, logged one warning each and skipped before the first step,
+    followed by one summary warning with their count (docs/design.md §2). The price is one
+    extra decode per file at start-up, spread over `num_threads` threads (Pillow decodes
+    outside the GIL): about a second per 1,000 256×256 JPEGs per core (0.9 ms each, measured
+    on a 2-core CI machine). For datasets of millions of files, prepare them as TFDS datasets
+    instead.
+
+    A process scans a folder once: a trainer asks for its training and held-out splits, often
+    the same folder, and a second scan would decode every file again and repeat every
+    warning. Later calls with the same `root` get the first result (no warnings) while no
+    image file was added, removed, resized or touched (same sizes and modification times).
 
     Args:
       root: the folder.
@@ -124,6 +136,28 @@ def scan_image_folder(root: str | os.PathLike, num_threads: int | None = None) -
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder {root!r} does not exist or is not a folder")
     images, ignored = _list_files(root)
+    fingerprint = (tuple(ignored), tuple((rel, _file_stamp(root, rel)) for rel in images))
+    with _SCANS_LOCK:
+        cached = _SCANS.get(root)
+        if cached is not None and cached[0] == fingerprint:
+            logger.debug("Image folder %s unchanged since its scan: reusing it", root)
+            return cached[1]
+        info = _scan(root, images, ignored, num_threads)
+        _SCANS[root] = (fingerprint, info)
+        return info
+
+
+def _file_stamp(root: str, rel: str) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, or None if it cannot be stat'ed."""
+    try:
+        stat = os.stat(os.path.join(root, rel))
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _scan(root: str, images: list[str], ignored: list[str], num_threads: int | None) -> FolderInfo:
+    """`scan_image_folder` past the listing: labels, one decode per file, warnings."""
     class_names = tuple(sorted({rel.split(os.sep)[0] for rel in images if os.sep in rel}))
     class_ids = {name: i for i, name in enumerate(class_names)}
 

@@ -3,7 +3,10 @@
 
 Signatures:
   encode(image_bytes: string [])  -> triples int32 [L_max, 3], length int32 [],
-                                     content_hw int32 [2]        (PNG/JPEG/GIF/BMP bytes)
+                                     content_hw int32 [2]   (JPEG/PNG/GIF/BMP/WebP bytes)
+     (other, truncated or corrupt bytes raise tf.errors.InvalidArgumentError with the
+      decoder's reason, e.g. "Unknown image file format", "Invalid PNG data"; an error is per
+      call, and the loaded model keeps serving)
   score(triples: int32 [B, L_max, 3], length: int32 [B], label: int32 [B])
                                   -> log_likelihood float32 [B, L_max] (nats, per element),
                                      channel / position / value float32 [B, L_max]

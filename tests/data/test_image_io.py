@@ -297,3 +297,81 @@ def test_zero_sized_png_file_is_refused():
 def test_bytes_default_name():
     with pytest.raises(ImageLoadError, match="^<bytes>: not an image"):
         decode_image_bytes(b"GIF? no")
+
+
+def test_jpeg_cut_inside_its_header_names_the_file(tmp_path):
+    # Pillow's JPEG parser raises a plain OSError("Truncated File Read") from `Image.open`.
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, "JPEG")
+    path = tmp_path / "header.jpg"
+    path.write_bytes(buffer.getvalue()[:100])  # the quantization tables end past byte 100
+    with pytest.raises(
+        ImageLoadError,
+        match=rf"^{path}: cannot read the header \(OSError: Truncated File Read\); "
+        "the file is truncated or corrupt$",
+    ):
+        load_image(path)
+
+
+def test_png_with_a_cut_ihdr_chunk_names_the_file():
+    # Pillow's PNG parser raises a plain ValueError from `Image.open` for this one.
+    data = bytearray(_png_bytes(Image.new("RGB", (4, 4))))
+    data[8:12] = struct.pack(">I", 3)  # IHDR length 3 instead of 13; no CRC check before it
+    with pytest.raises(ImageLoadError, match=r"^ihdr\.png: cannot read the header \(ValueError"):
+        decode_image_bytes(bytes(data), "ihdr.png")
+
+
+def test_corrupt_exif_block_names_the_file():
+    # The EXIF block is parsed by `exif_transpose`, after the pixels: still inside the guard.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 4)).save(buffer, "WEBP", exif=exif)
+    data = buffer.getvalue().replace(b"MM\x00*", b"Mk\x00*")  # not a TIFF header any more
+    with pytest.raises(
+        ImageLoadError,
+        match=r"^e\.webp: cannot apply the EXIF orientation \(SyntaxError: not a TIFF file",
+    ):
+        decode_image_bytes(data, "e.webp")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError("broken data stream"), SyntaxError("bad marker"), ValueError("bad tile"),
+     struct.error("unpack requires 4 bytes"), EOFError(), IndexError("out of range"),
+     TypeError("bad argument"), KeyError(42), ZeroDivisionError("division by zero"),
+     RuntimeError("anything a plugin raises")],
+    ids=lambda e: type(e).__name__,
+)
+def test_any_decoder_error_becomes_one_line_image_load_error(monkeypatch, error):
+    data = _png_bytes(Image.new("RGB", (4, 4)))
+
+    def fail(self):
+        raise error
+
+    monkeypatch.setattr(Image.Image, "load", fail)
+    with pytest.raises(ImageLoadError, match=r"^x\.png: cannot decode the pixels \(") as caught:
+        decode_image_bytes(data, "x.png")
+    assert caught.value.__cause__ is error
+    assert type(error).__name__ in str(caught.value)
+
+
+def test_multi_line_decoder_messages_become_one_line(monkeypatch):
+    data = _png_bytes(Image.new("RGB", (4, 4)))
+
+    def fail(self):
+        raise OSError("first line\nsecond line")
+
+    monkeypatch.setattr(Image.Image, "load", fail)
+    with pytest.raises(ImageLoadError, match=r"\(OSError: first line second line\)"):
+        decode_image_bytes(data, "x.png")
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, MemoryError])
+def test_interrupts_and_memory_errors_are_not_swallowed(monkeypatch, error):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Image, "open", fail)
+    with pytest.raises(error):
+        decode_image_bytes(b"\x89PNG\r\n\x1a\n", "x.png")

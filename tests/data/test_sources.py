@@ -3,7 +3,9 @@ and inside `Dataset.map`. Nothing here touches the network: the TFDS tests build
 dataset, and sockets are disabled while they run.
 """
 
+import io
 import logging
+import os
 import socket
 import time
 
@@ -109,6 +111,49 @@ def test_scan_labels_from_first_level_folders(class_folder, caplog):
     for path in skipped:
         assert any(path in record.getMessage() for record in caplog.records), path
     assert "Skipped 3 of 7 image files" in caplog.text
+
+
+def test_scan_skips_every_kind_of_broken_file_with_one_warning_each(tmp_path, rng, caplog):
+    """Files that made Pillow raise a plain OSError, ValueError or SyntaxError: skipped too."""
+    root = tmp_path / "photos"
+    _save(root / "ok.png", rng, (8, 8))
+    jpeg, png, webp = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (16, 16)).save(jpeg, "JPEG")
+    Image.new("RGB", (16, 16)).save(png, "PNG")
+    Image.new("RGB", (16, 16)).save(webp, "WEBP", exif=exif)
+    broken = {
+        "header.jpg": jpeg.getvalue()[:100],  # OSError from Image.open
+        "ihdr.png": png.getvalue()[:8] + b"\0\0\0\x03" + png.getvalue()[12:],  # ValueError
+        "exif.webp": webp.getvalue().replace(b"MM\0*", b"Mk\0*"),  # SyntaxError, EXIF parser
+        "cut.webp": webp.getvalue()[:40],  # OSError: could not create decoder object
+    }
+    for name, data in broken.items():
+        (root / name).write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.sources"):
+        info = scan_image_folder(root)
+    assert [os.path.basename(p) for p in info.files] == ["ok.png"]
+    assert sorted(os.path.basename(p) for p, _ in info.skipped) == sorted(broken)
+    for name in broken:
+        path = str(root / name)
+        assert sum(path in record.getMessage() for record in caplog.records) == 1, name
+    assert f"Skipped 4 of 5 image files under {root}" in caplog.text
+
+
+def test_a_folder_is_scanned_once_until_its_files_change(class_folder, rng, caplog):
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.sources"):
+        first = scan_image_folder(class_folder)
+        caplog.clear()
+        assert scan_image_folder(class_folder) is first  # the held-out split of the same folder
+        assert get_source(f"folder:{class_folder}", "test")[1] == first.class_names
+        assert not caplog.records  # no second round of warnings
+        _save(class_folder / "dogs" / "new.png", rng, (4, 4))
+        second = scan_image_folder(class_folder)
+    assert second.num_examples == first.num_examples + 1
+    assert "Skipped 3 of 8 image files" in caplog.text
+    (class_folder / "dogs" / "new.png").write_bytes(b"now broken")  # same name, new size
+    assert scan_image_folder(class_folder).num_examples == first.num_examples
 
 
 def test_folder_dataset_yields_variable_size_images(class_folder):

@@ -1,7 +1,8 @@
 """SavedModel export: reloads with plain TensorFlow (no project code), `encode` equals the
-numpy codec, and `score` equals log-likelihoods computed by hand from the Keras model."""
+numpy codec and refuses bad bytes without harm to the serving process, and `score` equals
+log-likelihoods computed by hand from the Keras model."""
 
-
+import io
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.export.saved_model import export_saved_model
 from dctformer_tf.runs import load_trained_model
 from dctformer_tf.sampling import Sampler, SamplingSettings
+from tests.data.test_image_io_fuzz import VARIANTS, corrupt_cases
 from tests.hand_likelihood import hand_log_likelihoods
 from tests.train.test_experiment import _train
 
@@ -148,3 +150,48 @@ def test_bpd_is_the_score_signature_sum_over_3hw_and_parts_add_up(exported):
     assert len(result["bpd_per_chunk"]) > 1 and result["num_images"] == 3
     np.testing.assert_allclose(result["bits_per_image"].sum() / (3 * 32 * 32 * 3), result["bpd"],
                                rtol=1e-6)
+
+
+def test_encode_refuses_bad_bytes_and_the_loaded_model_keeps_serving(exported):
+    """Garbage, empty, truncated and unsupported bytes each give an InvalidArgumentError that
+    says what is wrong; cut and flipped files of every format give that or a result; and the
+    same loaded object then encodes a good image exactly as before."""
+    run, saved = exported
+    codec = load_trained_model(run)[1].codec
+    image = shapes_arrays("test", 1, size=32)[0][0]
+    encoded = {}
+    for image_format in ("PNG", "JPEG", "TIFF"):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, image_format)
+        encoded[image_format] = buffer.getvalue()
+    jpeg, png = encoded["JPEG"], encoded["PNG"]
+    bad = {
+        "garbage": (b"not an image at all" * 8, "Unknown image file format"),
+        "empty": (b"", "Input is empty"),
+        "jpeg cut in its header": (jpeg[: jpeg.index(b"\xff\xda") // 2], "JPEG"),
+        "jpeg cut in its scan": (jpeg[: len(jpeg) * 3 // 4], "Invalid JPEG data"),
+        "png cut in its pixels": (png[: len(png) // 2], "Invalid PNG data"),
+        "tiff (TensorFlow decodes no TIFF)": (encoded["TIFF"], "Unknown image file format"),
+    }
+    loaded = tf.saved_model.load(saved)
+    encode = loaded.signatures["encode"]
+    for data, message in bad.values():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            encode(image_bytes=tf.constant(data))
+
+    outcomes = {"encoded": 0, "refused": 0}
+    for variant in sorted(VARIANTS):
+        for _, data in corrupt_cases(variant):
+            try:
+                result = encode(image_bytes=tf.constant(data))
+            except tf.errors.InvalidArgumentError:
+                outcomes["refused"] += 1
+            else:
+                outcomes["encoded"] += 1
+                assert result["triples"].shape == (512, 3)
+    assert outcomes["refused"] > 100 and outcomes["encoded"] > 100, outcomes
+
+    result = encode(image_bytes=tf.constant(png))
+    expected = codec.encode(image)
+    assert int(result["length"]) == len(expected)
+    np.testing.assert_array_equal(result["triples"].numpy()[: len(expected)], expected)

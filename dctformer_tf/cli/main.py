@@ -53,7 +53,11 @@ def main(argv=None) -> int:
     except (ValueError, OSError, FloatingPointError) as error:
         if os.environ.get("DCTFORMER_TRACEBACK"):
             raise
-        print(f"dctformer {args.command}: error: {error}", file=sys.stderr)
+        # gin appends "  In call to configurable 'train' (...)" to errors raised in a
+        # configurable: a location for gin's own debugging, noise on the command line.
+        message = "\n".join(line for line in str(error).splitlines()
+                            if not line.strip().startswith("In call to configurable"))
+        print(f"dctformer {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

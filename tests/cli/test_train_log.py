@@ -29,3 +29,21 @@ def test_train_in_a_non_terminal_writes_lines_not_progress_bars(tmp_path):
     assert "Building dataset..." in out and "Done at step 4" in out
     for noise in ("oneDNN", "cuda", "cpu_feature_guard", "shuffle=True"):
         assert noise not in out, noise
+
+
+def test_a_run_that_cannot_start_says_why_in_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    command = [sys.executable, "-m", "dctformer_tf.cli.main", "train",
+               "--model_dir", str(blocker / "run")]
+    for name in ("models/tiny.gin", "data/shapes.gin", "runs/train.gin"):
+        command += ["--gin_file", os.path.join(ROOT, "gin", name)]
+    command += ["--gin_bindings", "train.tokens = None", "--gin_bindings",
+                "train.total_steps = 2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(
+        f"dctformer train: error: model_dir '{blocker}/run' is not writable (")
+    assert "In call to configurable" not in result.stderr

@@ -47,19 +47,60 @@ def check_finite_weights(model, step: int, last_good: str | None) -> None:
             f"(the last good one is {last_good or 'none: no checkpoint was written'})")
 
 
-class StopOnNonFinite(keras.callbacks.Callback):
-    """Stops training at the first step whose loss or gradient norm was not finite (recorded
-    on the device by the trainer's `NonFiniteMonitor`), before any checkpoint of its weights.
+class StepCallback(keras.callbacks.Callback):
+    """A callback that knows the optimizer step on the host, without reading the device.
 
-    Raises:
-      TrainingDiverged naming the step and the last good checkpoint.
+    Keras calls `on_train_batch_end` once per execution of `steps_per_execution` steps,
+    with the index of the execution's last step in the epoch, so the global step is
+    `epoch · steps_per_epoch + end_step + 1` (runs resume at epoch boundaries). Subclasses
+    read device values only when `crossed(every)` says an interval boundary was passed:
+    nothing waits on the device on the other steps (docs/design.md §4).
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager):
+    def __init__(self):
         super().__init__()
-        self.manager = manager
+        self.step = 0
+        self._previous = 0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self._previous = self.step
+        self.step = self._epoch * self.params["steps"] + batch + 1
+        self.on_steps_end(logs or {})
+
+    def on_steps_end(self, logs: dict) -> None:
+        """Called after every execution, with `self.step` the last step done."""
+
+    def crossed(self, every: int) -> bool:
+        """Whether a multiple of `every` lies in the steps of the last execution."""
+        return every > 0 and self.step // every > self._previous // every
+
+
+class StopOnNonFinite(StepCallback):
+    """Stops training once a step's loss or gradient norm was not finite (recorded on the
+    device by the trainer's `NonFiniteMonitor`), checked every `every_steps` steps and at
+    every epoch end, before that epoch's checkpoint: a diverged run never saves its weights.
+
+    Raises:
+      TrainingDiverged naming the first such step and the last good checkpoint.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int = 1):
+        super().__init__()
+        self.manager = manager
+        self.every_steps = every_steps
+
+    def on_steps_end(self, logs):
+        if self.crossed(self.every_steps):
+            self.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check()
+
+    def check(self) -> None:
         step = self.model.nonfinite.first_step()
         if step is not None:
             raise TrainingDiverged(
@@ -69,7 +110,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 "lower the learning rate or lengthen the warmup and resume from it.")
 
 
-class TensorBoardScalars(keras.callbacks.Callback):
+class TensorBoardScalars(StepCallback):
     """Writes losses, bits/token, learning rate and tokens seen every `every_steps` steps,
     validation metrics every epoch, and the operative gin config as text once.
 
@@ -94,17 +135,13 @@ class TensorBoardScalars(keras.callbacks.Callback):
             with self._train_writer.as_default():
                 # Indent by four spaces: TensorBoard renders text summaries as markdown.
                 block = "\n".join("    " + line for line in self.gin_text.splitlines())
-                tf.summary.text("gin/operative_config", block, step=self._step())
+                tf.summary.text("gin/operative_config", block, step=0)
             self._train_writer.flush()
 
-    def _step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if step % self.every_steps or not logs:
+    def on_steps_end(self, logs):
+        if not self.crossed(self.every_steps) or not logs:
             return
-        with self._train_writer.as_default(step=step):
+        with self._train_writer.as_default(step=self.step):
             for name in TRAIN_SCALARS + ("tokens_seen",):
                 if name in logs and math.isfinite(float(logs[name])):
                     tf.summary.scalar(f"train/{name}", float(logs[name]))
@@ -112,8 +149,7 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        step = self._step()
-        with self._eval_writer.as_default(step=step):
+        with self._eval_writer.as_default(step=self.step):
             for name in TRAIN_SCALARS:
                 if f"val_{name}" in logs:
                     tf.summary.scalar(f"eval/{name}", float(logs[f"val_{name}"]))
@@ -126,14 +162,16 @@ class TensorBoardScalars(keras.callbacks.Callback):
                 writer.close()
 
 
-class StopAtTokenBudget(keras.callbacks.Callback):
-    """Stops training once the model's `tokens_seen` reaches the token budget."""
+class StopAtTokenBudget(StepCallback):
+    """Stops training once the model's `tokens_seen` reaches the token budget, checked every
+    `every_steps` steps."""
 
-    def __init__(self, tokens: float):
+    def __init__(self, tokens: float, every_steps: int = 1):
         super().__init__()
         self.tokens = tokens
+        self.every_steps = every_steps
 
-    def on_train_batch_end(self, batch, logs=None):
-        if float(self.model.tokens_seen.numpy()) >= self.tokens:
+    def on_steps_end(self, logs):
+        if self.crossed(self.every_steps) and int(self.model.tokens_seen.numpy()) >= self.tokens:
             log.info("Token budget of %.4g loss tokens reached", self.tokens)
             self.model.stop_training = True

@@ -200,6 +200,7 @@ def train(
     seed: int = 0,
     mixed_precision: bool = False,
     jit_compile: bool = False,
+    steps_per_execution: int = 1,
     tpu: str | None = None,
     verbose: int | str = "auto",
     sample_every: int = 0,
@@ -225,6 +226,9 @@ def train(
       mixed_precision: run under the "mixed_bfloat16" policy.
       jit_compile: compile the train step with XLA (GPU/TPU; on CPU XLA fails under
         MirroredStrategy).
+      steps_per_execution: train steps per call of the compiled function; the host and the
+        callbacks see the device once per call (accelerators: tens to hundreds). Logging,
+        sampling and token-budget intervals are counted in steps, checked once per call.
       verbose: Keras `fit` verbosity; "auto" shows a progress bar on a terminal and one line
         per epoch otherwise (log files get no carriage-return walls).
       sample_every: write a grid of `sample_num` samples (fixed seed) to TensorBoard every
@@ -266,7 +270,7 @@ def train(
     log.info("Building model...")
     with dist.scope():
         model = build_trainer(run, total_steps, learning_rate, warmup_steps, adam_beta_1,
-                              adam_beta_2, jit_compile)
+                              adam_beta_2, jit_compile, steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=keep_checkpoints
@@ -322,7 +326,8 @@ def steps_for_tokens(tokens: float, chunks: tf.data.Dataset) -> int:
 
 
 def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warmup_steps: int,
-                  adam_beta_1: float, adam_beta_2: float, jit_compile: bool):
+                  adam_beta_1: float, adam_beta_2: float, jit_compile: bool,
+                  steps_per_execution: int = 1):
     """The compiled `DCTransformerTrainer` with its optimizer built (call in the strategy
     scope)."""
     model = build_run_model(run, model_class=DCTransformerTrainer)
@@ -330,7 +335,8 @@ def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warm
     warmup = min(warmup_steps, total_steps - 1)
     schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
     optimizer = keras.optimizers.Adam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -405,13 +411,14 @@ def record_run(model_dir: str, run: RunSettings) -> str:
 
 def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
                    gin_text: str, tokens: float | None) -> list:
-    """Divergence stop, checkpoints, TensorBoard scalars and the token budget. Resuming is
+    """Divergence stop, checkpoints, TensorBoard scalars and the token budget, each reading
+    the device only every `log_every` steps or at epoch ends. Resuming is
     the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
     optimizer, and after a kill they can disagree (docs/design.md §4)."""
-    callbacks = [StopOnNonFinite(manager), CheckpointEveryEpoch(manager),
+    callbacks = [StopOnNonFinite(manager, log_every), CheckpointEveryEpoch(manager),
                  TensorBoardScalars(log_dir, log_every, gin_text)]
     if tokens is not None:
-        callbacks.append(StopAtTokenBudget(tokens))
+        callbacks.append(StopAtTokenBudget(tokens, log_every))
     return callbacks
 
 

@@ -1,11 +1,12 @@
 """TensorBoard sample grids during training (docs/design.md §4): a few samples every N steps."""
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from dctformer_tf.train.callbacks import StepCallback
 
-class SampleGrid(keras.callbacks.Callback):
+
+class SampleGrid(StepCallback):
     """Every `every_steps` steps, draws `num` samples with a fixed seed from the model being
     trained and writes them as one image grid, `samples/grid`, to `log_dir/samples`.
 
@@ -41,10 +42,9 @@ class SampleGrid(keras.callbacks.Callback):
         self._sampler = Sampler.for_run(self.model, self.run, jit_compile=False)
         self._writer = tf.summary.create_file_writer(f"{self.log_dir}/samples")
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if step % self.every_steps == 0:
-            self.write_grid(step)
+    def on_steps_end(self, logs):
+        if self.crossed(self.every_steps):
+            self.write_grid(self.step)
 
     def write_grid(self, step: int) -> np.ndarray:
         from dctformer_tf.sampling.figures import image_grid

@@ -37,7 +37,8 @@ class DCTransformerTrainer(DCTransformer):
         }
         self.bits_tracker = keras.metrics.Mean(name="bits_per_token")
         self.tokens_seen = self.add_weight(
-            shape=(), dtype="float64", initializer="zeros", trainable=False,
+            # int64, not float64: TPUs have no float64, and a count is exact in integers.
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
             aggregation="only_first_replica", name="tokens_seen",
         )
 
@@ -74,7 +75,7 @@ class DCTransformerTrainer(DCTransformer):
             # Every replica adds the global count and the first replica's result is kept:
             # a "sum" aggregation would sum the replicas' new values (Keras assigns
             # value + delta), not their deltas.
-            self.tokens_seen.assign_add(tf.cast(global_tokens, "float64"))
+            self.tokens_seen.assign_add(tf.cast(tf.round(global_tokens), "int64"))
         # nats / global tokens: Keras multiplies by 1/replicas inside its own compute_loss;
         # ours is already the right scale for summed replica gradients.
         return summary["loss"] * tf.math.divide_no_nan(local_tokens, global_tokens)

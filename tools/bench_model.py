@@ -1,4 +1,4 @@
-"""Train-step throughput of the `small` model in eager, graph, XLA and bfloat16 graph modes,
+"""Train-step throughput of the `small` model in eager, graph, XLA and bfloat16 (graph or XLA) modes,
 and its model FLOPs utilisation (MFU) against a dense matmul peak measured in the same run.
 
     python tools/bench_model.py [--config gin/models/small.gin] [--batch 16] [--steps 5]
@@ -120,6 +120,9 @@ def time_steps(step, args, steps, warmup):
     return float(np.median(times))
 
 
+MODES = ("eager", "graph", "XLA", "bf16 graph", "bf16 XLA")
+
+
 def matmul_peak(dtype, size=2048, steps=15):
     """FLOP/s of a `size`-square matmul in `dtype` under tf.function."""
     a = tf.cast(tf.random.normal((size, size)), dtype)
@@ -128,7 +131,9 @@ def matmul_peak(dtype, size=2048, steps=15):
 
 
 def run_mode(mode, args, gin_file):
-    policy = "mixed_bfloat16" if mode == "bf16 graph" else "float32"
+    if mode not in MODES:
+        raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    policy = "mixed_bfloat16" if mode.startswith("bf16") else "float32"
     keras.config.set_dtype_policy(policy)
     gin.clear_config()
     gin.parse_config_files_and_bindings([gin_file, str(TRAIN_GIN)], [])
@@ -139,7 +144,7 @@ def run_mode(mode, args, gin_file):
     x, mask = random_batch(model, args.batch, chunk_size)
     step = make_train_step(model, optimizer)
     if mode != "eager":
-        step = tf.function(step, jit_compile=(mode == "XLA"))
+        step = tf.function(step, jit_compile=mode.endswith("XLA"))
     steps = max(1, args.steps // 2) if mode == "eager" else args.steps
     seconds = time_steps(step, (x, mask), steps, warmup=1 if mode == "eager" else 2)
     flops = 3 * forward_flops(model.get_config(), args.batch)
@@ -178,7 +183,7 @@ def main():
             f"{mode:<11} {seconds * 1e3:8.1f} ms/step {tokens / seconds:9.0f} tokens/s "
             f"{achieved / 1e9:7.1f} GFLOP/s  MFU {achieved / peaks['float32']:6.1%} of f32 peak"
         )
-        if mode == "bf16 graph":
+        if mode.startswith("bf16"):
             line += f", {achieved / peaks['bfloat16']:6.1%} of bf16 peak"
         print(line)
     params = next(iter(measured.values()))[3]

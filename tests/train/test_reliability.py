@@ -152,3 +152,15 @@ def test_sigkill_during_frequent_saves_never_loses_more_than_one_interval(tmp_pa
 def _latest_step(model_dir) -> int:
     latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def test_too_little_disk_for_two_checkpoints_is_named(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OSError, match=f"model_dir '{tmp_path}': 0.00 GB free, two checkpoints "
+                                      "of this model need about 0.01 GB"):
+        _train(tmp_path, "train.total_steps = 2")
+    assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")

@@ -1,0 +1,57 @@
+"""tools/compile_check.py: the XLA compile of a Table 3 train step on the CPU (slow: the
+retinopathy model cut to the first block of every stack, full width, vocabularies and window),
+its argument errors and its reading of XLA's buffer assignment."""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "compile_check.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("compile_check", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compile_check = _tool()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope"], "no gin/models file for nope"),
+    (["clevr", "--depth", "0"], "--depth must be >= 1"),
+])
+def test_argument_errors_say_what_is_wrong(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        compile_check.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_temp_bytes_reads_the_preallocated_temp_of_the_train_step(tmp_path):
+    # The lines XLA:CPU writes (TF 2.21), shortened: parameters are not temporaries.
+    (tmp_path / "module_0036.a_inference_train_step_1__.395.cpu_after_optimizations-"
+     "buffer-assignment.txt").write_text(
+        "allocation 0: size 4, parameter 3, shape |f32[]| at ShapeIndex {}:\n"
+        "allocation 1: size 1572864, parameter 176, shape |f32[4,4,192,128]| at ShapeIndex {}\n"
+        "allocation 2431: size 269177028, preallocated-temp:\n")
+    assert compile_check.temp_bytes(str(tmp_path)) == 269177028
+    with pytest.raises(FileNotFoundError, match="no buffer assignment"):
+        compile_check.temp_bytes(str(tmp_path / "empty"))
+
+
+@pytest.mark.slow
+def test_a_table3_train_step_compiles_with_xla():
+    out = subprocess.run([sys.executable, str(TOOL), "retinopathy", "--depth", "1", "--json"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = json.loads(out.stdout)
+    assert "error" not in row
+    assert row["config"] == "retinopathy" and row["depth"] == 1
+    assert row["parameters"] > 50_000_000  # full width: embeddings and logits of V = 6401
+    assert row["optimized_hlo_chars"] > 0 and row["optimized_hlo_s"] > 0

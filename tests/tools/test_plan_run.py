@@ -1,0 +1,159 @@
+"""tools/plan_run.py: the memory plan of the Table 3 runs. Parameter and optimizer bytes
+against the analytic parameter count, the attention-score term against a hand count, the
+properties every plan must have (monotonic in batch, remat and bfloat16 never add
+activations, the largest batch is the largest that fits), and the command line (--json,
+errors)."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from dctformer_tf.model.configs import count_parameters
+
+TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "plan_run.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("plan_run", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plan_run = _tool()
+
+
+@pytest.fixture(scope="module")
+def models():
+    return plan_run.load_table3(plan_run.TABLE3)
+
+
+def test_parameter_and_optimizer_bytes_follow_the_analytic_count(models):
+    import gin
+
+    from dctformer_tf.train.experiment import gin_model_config
+
+    for m in models:
+        gin.clear_config()
+        gin.parse_config_files_and_bindings(
+            [str(plan_run.GIN_MODELS / f"{m.name}.gin"), str(plan_run.TRAIN_GIN)],
+            ["train.model_dir = 'unused'"])
+        count = count_parameters(gin_model_config().model_kwargs())
+        for precision, remat in plan_run.SETTINGS:
+            parts = plan_run.replica_bytes(m, 4, precision, remat)
+            assert parts["parameters"] == 4 * count, m.name
+            assert parts["optimizer"] == 8 * count, m.name
+            assert parts["gradients"] == 4 * count, m.name
+    gin.clear_config()
+
+
+def test_attention_scores_of_lsun_by_hand(models):
+    lsun = next(m for m in models if m.name == "lsun")
+    heads, t, n = 14, 1024, 24 * 24  # Table 3 LSUN: 14 heads, window 896 + 128, 24x24 tokens
+    decoder_attention = 4 + 4 + 6  # attention layers of the channel, position, value specs
+    float32 = 4 * heads * (4 * n * n + decoder_attention * (t * t + t * n))
+    terms = plan_run.activation_terms(lsun, 1, "float32", remat=False)
+    assert terms["attention scores"] == float32
+    # bfloat16 keeps the float32 softmax and its bfloat16 cast
+    terms = plan_run.activation_terms(lsun, 1, "bfloat16", remat=False)
+    assert terms["attention scores"] == float32 * 6 // 4
+
+
+def test_bytes_grow_with_the_batch(models):
+    for m in models:
+        for precision, remat in plan_run.SETTINGS:
+            totals = [plan_run.total(plan_run.replica_bytes(m, b, precision, remat))
+                      for b in (1, 2, 3, 8, 16, 64)]
+            assert totals == sorted(set(totals)), (m.name, precision, remat)
+
+
+def test_remat_and_bfloat16_never_add_activations(models):
+    for m in models:
+        for batch in (1, 4, 16):
+            for precision in plan_run.PRECISIONS:
+                with_remat = plan_run.activation_terms(m, batch, precision, remat=True)
+                without = plan_run.activation_terms(m, batch, precision, remat=False)
+                assert with_remat["total"] <= without["total"], (m.name, precision, batch)
+            for remat in (False, True):
+                bf16 = plan_run.activation_terms(m, batch, "bfloat16", remat)
+                f32 = plan_run.activation_terms(m, batch, "float32", remat)
+                # (the bfloat16 copies of the weights, a term of their own, can outweigh
+                # the saving at small batches)
+                assert bf16["total"] <= f32["total"], (m.name, remat, batch)
+
+
+def test_the_largest_batch_fits_and_one_more_does_not(models):
+    for accelerator in plan_run.ACCELERATORS.values():
+        plans = plan_run.plans_json(models, accelerator, headroom=0.1)
+        budget = plans["budget_bytes_per_replica"]
+        for m in models:
+            for s in plans["configs"][m.name]["settings"]:
+                largest = s["largest_batch_per_replica"]
+                at = [plan_run.total(plan_run.replica_bytes(m, b, s["precision"], s["remat"]))
+                      for b in (largest, largest + 1)]
+                assert largest == 0 or at[0] <= budget, (m.name, s["precision"], s["remat"])
+                assert at[1] > budget, (m.name, s["precision"], s["remat"])
+                assert s["fits"] == (largest >= s["per_replica_batch"])
+
+
+def test_accumulation_makes_up_the_batch_with_micro_batches_that_fit(models):
+    accelerator = plan_run.ACCELERATORS["tpu-v3-32"]
+    budget = int(accelerator.memory_bytes * 0.9)
+    for m in models:
+        for s in plan_run.plan_config(m, accelerator, 0.1)["settings"]:
+            steps, micro = s["accumulation_steps"], s["micro_batch"]
+            if steps is None:
+                assert s["largest_batch_per_replica"] < 1 or plan_run.total(plan_run.replica_bytes(
+                    m, 1, s["precision"], s["remat"], accumulation=2)) > budget
+                continue
+            assert steps * micro == s["per_replica_batch"]
+            assert s["bytes_at_micro_batch"] <= budget
+            if steps > 1:  # the accumulator is counted
+                assert s["bytes_at_micro_batch"] == plan_run.total(plan_run.replica_bytes(
+                    m, micro, s["precision"], s["remat"])) + 4 * m.parameters
+
+
+def test_accumulation_steps():
+    assert plan_run.accumulation_steps(16, 16) == (1, 16)
+    assert plan_run.accumulation_steps(16, 5) == (4, 4)
+    assert plan_run.accumulation_steps(14, 5) == (7, 2)  # equal micro-batches only
+    assert plan_run.accumulation_steps(16, 0) is None
+
+
+def test_json_has_every_table3_config(capsys):
+    plan_run.main(["--json", "--accelerator", "8xa100-80gb"])
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["configs"]) == set(plan_run.TABLE3)
+    assert out["accelerator"]["replicas"] == 8
+    for config in out["configs"].values():
+        assert len(config["settings"]) == 4
+        assert config["global_batch"] == config["paper_batch"]
+        assert config["smallest"]["smallest"] in plan_run.ACCELERATORS
+        for s in config["settings"]:
+            assert set(s["bytes"]) >= {"parameters", "optimizer", "gradients", "activations",
+                                       "total"}
+
+
+def test_custom_machine(capsys):
+    plan_run.main(["--replicas", "64", "--memory-gib", "16", "--config", "lsun"])
+    out = capsys.readouterr().out
+    assert "64 replicas x 16 GiB" in out and "512 = 8 per replica" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--accelerator", "tpu-v9"], "invalid choice: 'tpu-v9'"),
+    (["--replicas", "8"], "--replicas and --memory-gib go together"),
+    (["--replicas", "0", "--memory-gib", "16"], "--replicas must be >= 1"),
+    (["--headroom", "1.5"], "--headroom must be in [0, 1)"),
+])
+def test_argument_errors_say_what_is_wrong(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        plan_run.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_config_names_the_table3_files():
+    with pytest.raises(SystemExit, match="no model file .*nope.gin.*lsun, ffhq"):
+        plan_run.main(["--config", "nope"])

@@ -1,0 +1,219 @@
+"""Compiles the train step of every Table 3 model at full width and depth with XLA on the CPU.
+
+    python tools/compile_check.py                          # the seven Table 3 configs
+    python tools/compile_check.py retinopathy clevr        # chosen gin/models files
+    python tools/compile_check.py retinopathy --depth 1    # first block of every stack only
+    python tools/compile_check.py --buffer-assignment      # and XLA's temp memory vs the plan
+
+Compile only, nothing runs: each config, in its own process (peak RSS is per process), builds
+`DCTransformerTrainer` in float32 with Adam, then takes the XLA-compiled train step
+(`tf.function(model.train_step, jit_compile=True)`) at batch 1 and the config's window
+(chunk 896 + overlap 128 = 1024), traced once (`get_concrete_function`), then through
+`experimental_get_compiler_ir`:
+- stage "hlo": the TF-to-XLA lowering only (no XLA pass, no code generated);
+- stage "optimized_hlo" (the "compile" column): the lowering again, then the whole XLA:CPU
+  compilation (HLO passes, buffer assignment, LLVM code generation; with an XLA dump folder
+  it writes the LLVM IR of every kernel, which stage "hlo" never does).
+The optimizer must exist for the step to trace (it reads Adam's moments; tracing builds it
+otherwise), so weights and moments take 12 bytes per parameter (8 GB for ImageNet's 672 M).
+
+With `--buffer-assignment` each process dumps XLA's buffer assignment and reports the
+temporary memory the compiled step would allocate at batch 1, beside what
+`tools/plan_run.py` predicts for that step (float32, no remat).
+"""
+
+import argparse
+import glob
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GIN_MODELS = ROOT / "gin" / "models"
+TRAIN_GIN = ROOT / "gin" / "runs" / "train.gin"
+TABLE3 = ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"]
+GIB = 2**30
+
+
+def rss_bytes(field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (peak) of this process."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def model_config(name: str, depth: int | None):
+    """The `ModelConfig` of gin/models/NAME.gin (with gin/runs/train.gin); `depth` keeps the
+    first `depth` blocks of every layer spec."""
+    import dataclasses
+
+    import gin
+
+    from dctformer_tf.train.experiment import gin_model_config
+
+    gin.clear_config()
+    gin.parse_config_files_and_bindings([str(GIN_MODELS / f"{name}.gin"), str(TRAIN_GIN)],
+                                        ["train.model_dir = 'unused'"])  # nothing is written
+    config = gin_model_config()
+    if depth:
+        specs = {f"{x}_spec": list(getattr(config, f"{x}_spec"))[:depth]
+                 for x in ("encoder", "channel", "position", "value")}
+        config = dataclasses.replace(config, **specs)
+    return config
+
+
+def batch_spec(config) -> dict:
+    """Batch 1 of the train step's inputs, as zeros (only their shapes and types matter)."""
+    import tensorflow as tf
+
+    g, t, c = config.grid_size, config.window, 3 * config.block_size**2
+    spec = {"partial_image": ((1, g, g, c), tf.int32), "inputs": ((1, t, 3), tf.int32),
+            "targets": ((1, t, 3), tf.int32), "loss_mask": ((1, t), tf.float32)}
+    if config.num_classes:
+        spec["label"] = ((1,), tf.int32)
+    return {name: tf.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
+
+
+def compile_step(name: str, depth: int | None) -> dict:
+    """Builds the model and optimizer, lowers and compiles the train step; seconds per phase
+    and RSS."""
+    import keras
+    import tensorflow as tf
+
+    from dctformer_tf.train.trainer import DCTransformerTrainer
+
+    result = {"config": name, "depth": depth}
+    start = time.perf_counter()
+    config = model_config(name, depth)
+    model = DCTransformerTrainer(**config.model_kwargs())
+    model.build(config.input_shapes())
+    model.compile(optimizer=keras.optimizers.Adam(5e-4))
+    model.optimizer.build(model.trainable_variables)
+    result["parameters"] = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
+    result["build_s"] = time.perf_counter() - start
+    result["rss_after_build_bytes"] = rss_bytes("VmRSS")
+    data = batch_spec(config)
+    step = tf.function(model.train_step, jit_compile=True)
+    start = time.perf_counter()
+    step.get_concrete_function(data)  # the Python trace; the stages below reuse it
+    result["trace_s"] = time.perf_counter() - start
+    for stage in ("hlo", "optimized_hlo"):
+        start = time.perf_counter()
+        ir = step.experimental_get_compiler_ir(data)(stage=stage)
+        result[f"{stage}_s"] = time.perf_counter() - start
+        result[f"{stage}_chars"] = len(ir)
+    result["peak_rss_bytes"] = rss_bytes("VmHWM")
+    return result
+
+
+def temp_bytes(dump_dir: str) -> int:
+    """XLA's preallocated temporary buffer of the compiled train step (its buffer
+    assignment), in bytes."""
+    pattern = os.path.join(dump_dir, "*train_step*after_optimizations-buffer-assignment.txt")
+    files = glob.glob(pattern)
+    if not files:
+        raise FileNotFoundError(f"no buffer assignment matches {pattern}")
+    with open(max(files, key=os.path.getmtime)) as f:
+        sizes = [int(m.group(1)) for m in re.finditer(r"size (\d+), preallocated-temp", f.read())]
+    return sum(sizes)
+
+
+def planned_bytes(name: str, depth: int | None) -> int:
+    """tools/plan_run.py's float32 step at batch 1 (activations without the input batch, and
+    the gradients), the counterpart of XLA's temporary buffer."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import plan_run
+
+    m = plan_run.model_from_config(name, model_config(name, depth))
+    return plan_run.predicted_step(m, 1)
+
+
+def run_child(name: str, depth: int | None, buffer_assignment: bool) -> dict:
+    """One config in its own process; a failed compile comes back with its error."""
+    command = [sys.executable, __file__, name, "--child"]
+    if depth:
+        command += ["--depth", str(depth)]
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="compile_check_") as dump_dir:
+        if buffer_assignment:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_dump_to={dump_dir}"
+                                " --xla_dump_hlo_as_text").strip()
+        out = subprocess.run(command, capture_output=True, text=True, env=env)
+        lines = out.stdout.strip().splitlines()
+        if out.returncode or not lines:
+            error = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"config": name, "depth": depth, "error": error,
+                    "returncode": out.returncode}
+        result = json.loads(lines[-1])
+        if buffer_assignment:
+            result["xla_temp_bytes"] = temp_bytes(dump_dir)
+            result["planned_bytes"] = planned_bytes(name, depth)
+    return result
+
+
+def print_table(rows: list[dict]) -> None:
+    print("train step, batch 1, float32, jit_compile=True on the CPU; seconds and GiB")
+    header = (f"{'config':<17}{'params':>13}{'build':>7}{'trace':>7}{'hlo':>7}{'compile':>9}"
+              f"{'RSS built':>11}{'peak RSS':>10}")
+    if any("xla_temp_bytes" in r for r in rows):
+        header += f"{'XLA temp':>10}{'plan':>8}{'plan/XLA':>10}"
+    print(header)
+    for r in rows:
+        name = r["config"] + (f" d{r['depth']}" if r.get("depth") else "")
+        if "error" in r:
+            print(f"{name:<17} FAILED (exit {r['returncode']}): {r['error']}")
+            continue
+        line = (f"{name:<17}{r['parameters']:>13,}{r['build_s']:>7.1f}{r['trace_s']:>7.1f}"
+                f"{r['hlo_s']:>7.1f}"
+                f"{r['optimized_hlo_s']:>9.1f}{r['rss_after_build_bytes'] / GIB:>11.2f}"
+                f"{r['peak_rss_bytes'] / GIB:>10.2f}")
+        if "xla_temp_bytes" in r:
+            line += (f"{r['xla_temp_bytes'] / GIB:>10.2f}{r['planned_bytes'] / GIB:>8.2f}"
+                     f"{r['planned_bytes'] / r['xla_temp_bytes']:>10.3f}")
+        print(line)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="*", default=TABLE3, metavar="NAME",
+                        help="gin/models/NAME.gin (default: the seven Table 3 configs)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="keep the first DEPTH blocks of every layer spec")
+    parser.add_argument("--buffer-assignment", action="store_true",
+                        help="report XLA's temporary memory beside tools/plan_run.py's")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    missing = [n for n in args.configs if not (GIN_MODELS / f"{n}.gin").exists()]
+    if missing:
+        parser.error(f"no gin/models file for {', '.join(missing)}")
+    if args.depth is not None and args.depth < 1:
+        parser.error("--depth must be >= 1")
+    if args.child:
+        print(json.dumps(compile_step(args.configs[0], args.depth)))
+        return 0
+    rows = []
+    for name in args.configs:
+        rows.append(run_child(name, args.depth, args.buffer_assignment))
+        if not args.json:
+            print(f"{name}: {'FAILED' if 'error' in rows[-1] else 'compiled'}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print_table(rows)
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,6 +39,8 @@ class ModelConfig:
         value_init: str. `"normal"` or `"sinusoidal"` start of the value embedding and
             logits (`value_init.py`).
         input_transform: str. `"linear"` or `"signed_log"` encoder input (`PartialImageEncoder`).
+        remat: bool. Recompute every residual block's activations in the backward pass
+            instead of storing them (`DCTransformer`); no effect on the weights.
     """
 
     resolution: int
@@ -60,6 +62,7 @@ class ModelConfig:
     value_scale: str = "quantized"
     value_init: str = "normal"
     input_transform: str = "linear"
+    remat: bool = False
 
     def __post_init__(self):
         if self.resolution % self.block_size:
@@ -96,6 +99,7 @@ class ModelConfig:
             value_scale=self.value_scale,
             value_init=self.value_init,
             input_transform=self.input_transform,
+            remat=self.remat,
         )
 
     def input_shapes(self, batch_size: int | None = None) -> dict:

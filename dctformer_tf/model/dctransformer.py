@@ -35,6 +35,11 @@ class DCTransformer(keras.Model):
     `channel_logits [B, T, C + 1]`, `position_logits [B, T, P]`, `value_logits [B, T, V]`,
     where `C = 3 * S**2`, `P = G**2`, `V = 2 * clip + 1`.
 
+    Mixed precision (`mixed_bfloat16`): the matmuls (attention projections and scores,
+    feed-forward, the encoder's conv) run in bfloat16; the embeddings, the residual streams,
+    every layer norm, the attention softmax, the logits layers and the encoder output stay
+    float32, as do all variables. The decoding caches hold keys/values in the compute dtype.
+
     Cached decoding for samplers (all shapes static; usable in `tf.function`, `tf.while_loop`
     and XLA): `encode`, `init_cache`, then per window step `t` `decode_channel_step`,
     `decode_position_step`, `decode_value_step`. Their logits equal the teacher-forced ones.
@@ -62,6 +67,9 @@ class DCTransformer(keras.Model):
         input_transform: str. `"linear"` or `"signed_log"`: how the encoder maps partial-image
             values into [-1, 1] (`PartialImageEncoder`).
         layer_norm_epsilon: float. Epsilon of every layer norm.
+        remat: bool. Whether every residual block recomputes its activations in the
+            backward pass instead of storing them (less memory, about one more forward pass
+            of compute); the weights and their names are the same either way.
 
     Example:
     ```python
@@ -99,9 +107,10 @@ class DCTransformer(keras.Model):
         value_init: str = "normal",
         input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
+        remat: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # float partial images stay float32
         self.block_size = block_size
         self.grid_size = grid_size
         self.clip = clip
@@ -121,6 +130,7 @@ class DCTransformer(keras.Model):
         self.value_init = value_init
         self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
 
         self.num_channels = 3 * block_size**2
         self.num_positions = grid_size**2
@@ -131,6 +141,7 @@ class DCTransformer(keras.Model):
             key_size=key_size,
             dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon,
+            remat=remat,
             dtype=self.dtype_policy,
         )
         self.encoder = PartialImageEncoder(
@@ -221,7 +232,7 @@ class DCTransformer(keras.Model):
         }
 
     def encode(self, partial_image, label=None, training=False):
-        """`partial_image [B, G, G, C]`, `label [B]` -> encoder output `[B, N, D]`."""
+        """`partial_image [B, G, G, C]`, `label [B]` -> float32 encoder output `[B, N, D]`."""
         return self.encoder(partial_image, label=self._label(label), training=training)
 
     def init_cache(self, encoder_output, window: int | None = None) -> dict:
@@ -233,15 +244,16 @@ class DCTransformer(keras.Model):
         - `channel`, `position`, `value`: `{"self": [B, L_x, 2, H, window, K] zeros,
           "cross": [B, L_x, 2, H, N, K]}`, the self-attention key/value caches and the
           cross-attention keys/values of the encoder output, computed here once;
-        - `channel_hidden`, `position_hidden` `[B, D]`: the current step's channel and
-          position decoder hidden states, passed between the three sub-steps.
+        - `channel_hidden`, `position_hidden` float32 `[B, D]`: the current step's channel
+          and position decoder hidden states (residual streams), passed between the three
+          sub-steps.
         """
         window = self.window if window is None else window
         if window > self.window:
             raise ValueError(f"init_cache: window {window} is longer than the model's "
                              f"step embedding ({self.window} steps)")
         batch_size = ops.shape(encoder_output)[0]
-        hidden = ops.zeros((batch_size, self.d_model), dtype=self.compute_dtype)
+        hidden = ops.zeros((batch_size, self.d_model), dtype="float32")
         return {
             "encoder_output": encoder_output,
             "channel": self.channel_decoder.init_cache(encoder_output, window),
@@ -305,6 +317,7 @@ class DCTransformer(keras.Model):
                 "value_init": self.value_init,
                 "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "remat": self.remat,
             }
         )
         return config

@@ -15,6 +15,8 @@ class DecoderTrunk(keras.layers.Layer):
     `PARStack` that cross-attends to the encoder output `[B, N, D]` and gives the hidden state
     `[B, T, D]`, then `LayerNorm -> Dense` (both float32) gives the logits `[B, T, X]`
     (docs/design.md §3). The three decoders differ only in their input embedding and in `X`.
+    Under a mixed policy the input embeddings, the residual stream and the hidden state stay
+    float32 (the layer never casts its inputs); the stack's matmuls use the compute dtype.
 
     A subclass takes its own arguments and passes the trunk's (below) on as `**kwargs`,
     creates its input embeddings with `_embedding`, then calls `_create_trunk(X)`; its `call`
@@ -30,6 +32,8 @@ class DecoderTrunk(keras.layers.Layer):
         key_size: int. Size of each attention head.
         dropout: float. Dropout rate on the residual branches.
         layer_norm_epsilon: float. Epsilon of the layer norms.
+        remat: bool. Whether the stack's residuals recompute their activations in the
+            backward pass (`PARStack`).
 
     Example:
     ```python
@@ -56,28 +60,32 @@ class DecoderTrunk(keras.layers.Layer):
         key_size: int = 64,
         dropout: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
+        remat: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep the float32 residual stream
         self.d_model = d_model
         self.num_heads = num_heads
         self.layer_spec = normalize_layer_spec(layer_spec)
         self.key_size = key_size
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
         # Names, not layers, so that each embedding stays reachable (and tracked for
         # checkpoints) through its own attribute only.
         self._embedding_names = []
 
     def _embedding(self, vocabulary: int, name: str, initializer=None) -> keras.layers.Embedding:
         """An input embedding table `[vocabulary, D]`, N(0, 0.02²) unless `initializer`, that
-        `build` builds. Assign it to the attribute `name`: checkpoint keys follow attributes."""
+        `build` builds. Assign it to the attribute `name`: checkpoint keys follow attributes.
+        float32 under any policy: a lookup has no matmul to speed up, and the embeddings start
+        the float32 residual stream."""
         self._embedding_names.append(name)
         return keras.layers.Embedding(
             vocabulary,
             self.d_model,
             embeddings_initializer=initializer or keras.initializers.RandomNormal(stddev=0.02),
-            dtype=self.dtype_policy,
+            dtype="float32",
             name=name,
         )
 
@@ -92,6 +100,7 @@ class DecoderTrunk(keras.layers.Layer):
             causal=True,
             cross_attention=True,
             layer_norm_epsilon=self.layer_norm_epsilon,
+            remat=self.remat,
             dtype=self.dtype_policy,
             name="stack",
         )

@@ -31,7 +31,8 @@ class PARStack(keras.layers.Layer):
     layers followed by `n_dense` feed-forward layers (`D -> 4D -> D`, GELU). With
     `cross_attention=True` every attention layer is self-attention followed by cross-attention
     to a context sequence, each its own residual. Every residual is
-    `H + alpha * f(LayerNorm(H))` (see `ReZeroResidual`).
+    `H + alpha * f(LayerNorm(H))` (see `ReZeroResidual`). The residual stream (inputs and
+    outputs) is float32 under any dtype policy; the branches compute in the compute dtype.
 
     `call(inputs [B, T, D], context=None [B, N, D])` returns `[B, T, D]`. For incremental
     decoding, `init_cache(context, window)` builds the fixed-shape cache and
@@ -46,6 +47,8 @@ class PARStack(keras.layers.Layer):
         cross_attention: bool. Whether every attention layer is followed by cross-attention
             to the `context` argument.
         layer_norm_epsilon: float. Epsilon of the layer norms.
+        remat: bool. Whether every residual recomputes its activations in the backward
+            pass instead of storing them (`ReZeroResidual`).
 
     Example:
     ```python
@@ -66,9 +69,10 @@ class PARStack(keras.layers.Layer):
         causal: bool = False,
         cross_attention: bool = False,
         layer_norm_epsilon: float = 1e-6,
+        remat: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep the float32 residual stream
         self.layer_spec = normalize_layer_spec(layer_spec)
         self.num_heads = num_heads
         self.key_size = key_size
@@ -76,6 +80,7 @@ class PARStack(keras.layers.Layer):
         self.causal = causal
         self.cross_attention = cross_attention
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
 
         # Residuals in execution order; `_kinds[i]` says how to call `residual_layers[i]`.
         self.residual_layers = []
@@ -102,6 +107,7 @@ class PARStack(keras.layers.Layer):
             sublayer,
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
+            remat=self.remat,
             dtype=self.dtype_policy,
             name=name,
         )
@@ -190,6 +196,7 @@ class PARStack(keras.layers.Layer):
                 "causal": self.causal,
                 "cross_attention": self.cross_attention,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "remat": self.remat,
             }
         )
         return config

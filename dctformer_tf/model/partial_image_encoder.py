@@ -69,7 +69,8 @@ class PartialImageEncoder(keras.layers.Layer):
     a strided valid `Conv2D` to a `Ge x Ge` grid, `Ge = ceil(G / stride)`, flattened to
     `N = Ge**2` tokens, summed with learned row and column embeddings (and a class embedding
     when `num_classes > 0`), and run through an unmasked `PARStack` and a final layer norm.
-    Returns `[B, N, D]`.
+    Returns float32 `[B, N, D]`. Under a mixed policy the conv runs in the compute dtype;
+    the scaling, the embeddings, the residual stream and the output stay float32.
 
     Args:
         grid_size: int. Luma block-grid side `G = R / S`.
@@ -87,6 +88,8 @@ class PartialImageEncoder(keras.layers.Layer):
         input_transform: str. `"linear"` (`v / scale`, docs/design.md §3) or `"signed_log"`
             (`sign(v)·log(1 + |v|) / log(1 + scale)`; see `INPUT_TRANSFORMS`).
         layer_norm_epsilon: float. Epsilon of the layer norms.
+        remat: bool. Whether the stack's residuals recompute their activations in the
+            backward pass (`PARStack`).
 
     Example:
     ```python
@@ -113,9 +116,10 @@ class PartialImageEncoder(keras.layers.Layer):
         value_scale: str = "quantized",
         input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
+        remat: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # float partial images stay float32
         if value_scale not in VALUE_SCALES:
             raise ValueError(f"value_scale must be one of {VALUE_SCALES}, got {value_scale!r}")
         if input_transform not in INPUT_TRANSFORMS:
@@ -136,6 +140,7 @@ class PartialImageEncoder(keras.layers.Layer):
         self.value_scale = value_scale
         self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
 
         self.token_grid_size = encoder_grid_size(grid_size, conv_stride)
         self.padding = encoder_padding(grid_size, conv_kernel, conv_stride)
@@ -152,14 +157,14 @@ class PartialImageEncoder(keras.layers.Layer):
             self.token_grid_size,
             d_model,
             embeddings_initializer=embedding_init,
-            dtype=self.dtype_policy,
+            dtype="float32",
             name="row_embedding",
         )
         self.column_embedding = keras.layers.Embedding(
             self.token_grid_size,
             d_model,
             embeddings_initializer=embedding_init,
-            dtype=self.dtype_policy,
+            dtype="float32",
             name="column_embedding",
         )
         self.class_embedding = None
@@ -168,7 +173,7 @@ class PartialImageEncoder(keras.layers.Layer):
                 num_classes,
                 d_model,
                 embeddings_initializer=embedding_init,
-                dtype=self.dtype_policy,
+                dtype="float32",
                 name="class_embedding",
             )
         self.stack = PARStack(
@@ -177,6 +182,7 @@ class PartialImageEncoder(keras.layers.Layer):
             key_size=key_size,
             dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon,
+            remat=remat,
             dtype=self.dtype_policy,
             name="stack",
         )
@@ -210,7 +216,7 @@ class PartialImageEncoder(keras.layers.Layer):
             image = image / float(scale)
         before, after = self.padding
         image = ops.pad(image, ((0, 0), (before, after), (before, after), (0, 0)))
-        tokens = self.conv(ops.cast(image, self.compute_dtype))  # -> [B, Ge, Ge, D]
+        tokens = ops.cast(self.conv(image), "float32")  # -> [B, Ge, Ge, D]
         grid = ops.arange(self.token_grid_size)
         tokens = (
             tokens
@@ -221,7 +227,7 @@ class PartialImageEncoder(keras.layers.Layer):
         if self.class_embedding is not None:
             tokens = tokens + self.class_embedding(label)[:, None, :]  # [B, 1, D]
         tokens = self.stack(tokens, training=training)
-        return ops.cast(self.output_norm(tokens), self.compute_dtype)
+        return self.output_norm(tokens)
 
     def get_config(self):
         config = super().get_config()
@@ -241,6 +247,7 @@ class PartialImageEncoder(keras.layers.Layer):
                 "value_scale": self.value_scale,
                 "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "remat": self.remat,
             }
         )
         return config

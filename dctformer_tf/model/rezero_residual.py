@@ -10,8 +10,18 @@ class ReZeroResidual(keras.layers.Layer):
 
     The layer norm sits inside the residual path (Child et al. 2019, Parisotto et al. 2020)
     and the branch is scaled by a zero-initialised scalar (ReZero, Bachlechner et al. 2020),
-    so a freshly built stack of these layers is the identity. The layer norm always runs in
-    float32; the branch runs in the layer's compute dtype and the sum keeps the dtype of `H`.
+    so a freshly built stack of these layers is the identity.
+
+    Precision: the residual stream `H` is float32 under any dtype policy, since deep stacks
+    do not survive a bfloat16 stream (this layer never casts its inputs to the compute
+    dtype). The layer norm and `alpha` are float32; the branch `f` (its matmuls) runs in the
+    compute dtype, and its output is cast to float32 before the sum.
+
+    Rematerialisation (`remat=True`): a full pass keeps only `H` for the backward pass and
+    recomputes the block (layer norm, branch, dropout) from it there (`keras.remat`). The
+    dropout seed is drawn once, before the block, so the recomputation draws the same mask
+    as the forward pass and the gradients are those of the plain layer. Cached decoding
+    steps never rematerialise.
 
     `call(inputs [B, T, D], context=None, key_value=None, cache=None, cache_index=None)`:
     the arguments given (not None) go on to the branch `f`, which is how an attention branch
@@ -24,6 +34,8 @@ class ReZeroResidual(keras.layers.Layer):
             own keyword arguments) to `[B, T, D]`.
         dropout: float. Dropout rate on the branch output.
         layer_norm_epsilon: float. Epsilon of the layer norm.
+        remat: bool. Whether to recompute the block in the backward pass instead of storing
+            its activations.
 
     Example:
     ```python
@@ -41,12 +53,14 @@ class ReZeroResidual(keras.layers.Layer):
         sublayer: keras.layers.Layer,
         dropout: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
+        remat: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep the float32 residual stream
         self.sublayer = sublayer
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="layer_norm"
         )
@@ -64,17 +78,44 @@ class ReZeroResidual(keras.layers.Layer):
     def call(
         self, inputs, context=None, key_value=None, cache=None, cache_index=None, training=None
     ):
+        inputs = ops.cast(inputs, "float32")
+        if self.remat and cache is None and key_value is None:
+            return self._rematerialized(inputs, context, training)
         branch_kwargs = dict(context=context, key_value=key_value, cache=cache)
         branch_kwargs = {k: v for k, v in branch_kwargs.items() if v is not None}
         if cache is not None:
             branch_kwargs["cache_index"] = cache_index
+        return self._residual(inputs, branch_kwargs, training)
+
+    def _residual(self, inputs, branch_kwargs, training, dropout_seed=None):
+        """`inputs + alpha * dropout(f(LayerNorm(inputs)))`; the dropout draws its mask from
+        `dropout_seed` when given, else from the dropout layer's own seed generator."""
         branch = self.sublayer(self.layer_norm(inputs), **branch_kwargs)
         state = ()
         if isinstance(branch, tuple):
             branch, *state = branch
-        branch = self.dropout_layer(branch, training=training)
-        outputs = inputs + ops.cast(self.alpha, inputs.dtype) * ops.cast(branch, inputs.dtype)
+        if dropout_seed is None:
+            branch = self.dropout_layer(branch, training=training)
+        else:
+            branch = keras.random.dropout(branch, self.dropout, seed=_DrawnSeed(dropout_seed))
+        outputs = inputs + self.alpha * ops.cast(branch, "float32")
         return (outputs, *state) if state else outputs
+
+    def _rematerialized(self, inputs, context, training):
+        """The full-pass residual under `keras.remat`, which takes positional tensors only
+        (and differentiates with respect to each): `inputs`, then `context` if any."""
+        dropout_seed = None
+        if training and self.dropout > 0:
+            # The same generator and call as `keras.layers.Dropout`: the same masks as
+            # `remat=False` from the same generator state.
+            dropout_seed = self.dropout_layer.seed_generator.next()
+
+        def residual(inputs, *context):
+            branch_kwargs = {"context": context[0]} if context else {}
+            return self._residual(inputs, branch_kwargs, training, dropout_seed)
+
+        args = (inputs,) if context is None else (inputs, context)
+        return keras.remat(residual)(*args)
 
     def get_config(self):
         config = super().get_config()
@@ -83,6 +124,7 @@ class ReZeroResidual(keras.layers.Layer):
                 "sublayer": keras.saving.serialize_keras_object(self.sublayer),
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "remat": self.remat,
             }
         )
         return config
@@ -92,3 +134,15 @@ class ReZeroResidual(keras.layers.Layer):
         config = dict(config)
         config["sublayer"] = keras.saving.deserialize_keras_object(config["sublayer"])
         return cls(**config)
+
+
+class _DrawnSeed(keras.random.SeedGenerator):
+    """A seed already drawn, as `keras.random` takes it (it accepts ints and generators,
+    not seed tensors): every `next()` returns the same `int [2]` tensor, so a rematerialised
+    block's dropout draws the same mask in the forward pass and in its recomputation."""
+
+    def __init__(self, seed):  # no state variable: nothing to track or checkpoint
+        self.seed = seed
+
+    def next(self, ordered=True):
+        return self.seed

@@ -85,6 +85,7 @@ def model_architecture(
     dropout: float = 0.0,
     value_init: str = "normal",
     input_transform: str = "linear",
+    remat: bool = False,
 ) -> dict:
     """The architecture fields of `ModelConfig` (gin/models/*.gin bind them); the rest of the
     model's configuration comes from the codec and the chunking."""
@@ -92,7 +93,7 @@ def model_architecture(
                 channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
                 conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
                 key_size=key_size, dropout=dropout, value_init=value_init,
-                input_transform=input_transform)
+                input_transform=input_transform, remat=remat)
 
 
 @dataclasses.dataclass(frozen=True)

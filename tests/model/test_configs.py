@@ -85,8 +85,9 @@ def test_gin_file_parses_and_binds_every_model_field(name):
             assert gin.query_parameter(f"%{macro}") == value
     finally:
         gin.clear_config()
-    # Options outside Table 3 keep their defaults in the model files (run files may set them).
-    options = {"value_scale", "value_init", "input_transform"}
+    # Options outside Table 3, and remat (memory, not architecture), keep their defaults in
+    # the model files (run files may set them).
+    options = {"value_scale", "value_init", "input_transform", "remat"}
     fields = {f.name for f in dataclasses.fields(ModelConfig)} - options - set(DERIVED_FROM_MACROS)
     assert set(bindings) == fields
     for arg, value in bindings.items():
@@ -163,3 +164,26 @@ def test_model_config_derives_sizes():
     assert config.input_shapes(4)["partial_image"] == (4, 48, 48, 192)
     with pytest.raises(ValueError):
         ModelConfig(**{**config.__dict__, "resolution": 100})
+
+
+def run_bindings(files):
+    """`gin.config_str()` of gin/FILE... parsed as `dctformer train` parses them."""
+    from dctformer_tf.train import experiment  # noqa: F401 -- registers the configurables
+
+    gin.clear_config()
+    try:
+        gin.parse_config_files_and_bindings([str(GIN_MODELS.parent / f) for f in files],
+                                            ["train.model_dir = '/tmp/x'"])
+        return gin.config_str()
+    finally:
+        gin.clear_config()
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_table3_runs_enable_mixed_precision_and_the_demo_does_not(name):
+    # Model files may not bind train.* (test_gin_file_parses_and_binds_every_model_field),
+    # so gin/runs/accelerator.gin does.
+    table3 = [f"models/{name}.gin", f"data/{name}.gin", "runs/train.gin", "runs/accelerator.gin"]
+    assert "train.mixed_precision = True" in run_bindings(table3)
+    demo = ["models/small.gin", "data/shapes.gin", "runs/train.gin", "runs/quickstart.gin"]
+    assert "mixed_precision" not in run_bindings(demo)

@@ -56,7 +56,7 @@ cd "$ROOT" || exit 2
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
 ROWS=()
-row() { ROWS+=("$(printf '%-22s %-8s %7s  %s' "$1" "$2" "$3" "$4")"); }
+row() { ROWS+=("$(printf '%-24s %-8s %7s  %s' "$1" "$2" "$3" "$4")"); }
 
 # step NAME LIMIT_S FIGURE_COMMAND -- COMMAND...: runs COMMAND under a time limit, logs it to
 # $OUT/NAME.log, and records a row whose figure is FIGURE_COMMAND's output on that log.
@@ -114,7 +114,7 @@ STEP_ARGS=(--config "$CONFIG" --batch "$BATCH" --planned-gib "${PLANNED_GIB:-0}"
 [[ "$PRECISION" == "bfloat16" ]] && STEP_ARGS+=(--bf16)
 if [[ "$DRY_RUN" == "1" ]]; then
   for tool in bench_model bench_sampling accelerator_step plan_run; do
-    step "$tool --help" 60 "head -n 1" -- "$PY" "tools/$tool.py" --help
+    step "$tool --help" 60 "grep -m 1 ^usage:" -- "$PY" "tools/$tool.py" --help
   done
   step "pytest collect" 120 "tail -n 1" -- "$PY" -m pytest -q -m accelerator --collect-only tests/test_accelerator.py
   row "device steps" skipped - "dry run: pytest -m accelerator, bench_model, accelerator_step, bench_sampling"
@@ -130,6 +130,6 @@ else
   step "bench_sampling" 90 "tail -n 3 | paste -sd ';'" -- "$PY" tools/bench_sampling.py --models tiny,small
 fi
 
-printf '\n%-22s %-8s %7s  %s\n' "step" "status" "time" "figures (logs in $OUT)"
+printf '\n%-24s %-8s %7s  %s\n' "step" "status" "time" "figures (logs in $OUT)"
 printf '%s\n' "${ROWS[@]}" | tee "$OUT/table.txt"
 if printf '%s\n' "${ROWS[@]}" | grep -q ' FAIL('; then exit 1; fi

@@ -8,10 +8,11 @@ from dctformer_tf.model.rezero_residual import ReZeroResidual
 from tests.model.layer_test_case import numpy_layer_norm, run_layer_test
 
 
-def test_layer_contract():
+@pytest.mark.parametrize("remat", [False, True])
+def test_layer_contract(remat):
     run_layer_test(
         ReZeroResidual,
-        {"sublayer": FeedForward(), "dropout": 0.1, "layer_norm_epsilon": 1e-5},
+        {"sublayer": FeedForward(), "dropout": 0.1, "layer_norm_epsilon": 1e-5, "remat": remat},
         {"inputs": np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")},
         (2, 5, 8),
     )

@@ -54,7 +54,8 @@ class NoCacheDecoding:
     def init(self, encoder_output, label):
         batch = tf.shape(encoder_output)[0]
         zeros = tf.zeros([batch, self.window, 3], tf.int32)
-        hidden = tf.zeros([batch, self.window, self.model.d_model], self.model.compute_dtype)
+        # The decoders hand float32 hidden states on, also under mixed_bfloat16 (§3).
+        hidden = tf.zeros([batch, self.window, self.model.d_model], tf.float32)
         return {"encoder_output": encoder_output, "label": label, "inputs": zeros,
                 "targets": zeros, "channel_hidden": hidden, "position_hidden": hidden}
 

@@ -104,3 +104,23 @@ def test_small_updates_survive_a_deep_stack(mixed_policy, rng):
     relative = np.sqrt((error**2).mean() / (expected_update**2).mean())
     # Measured 0.0047; 0.80 with the old bfloat16 stream.
     assert relative < 0.02, relative
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_both_samplers_run_under_the_mixed_policy(mixed_policy, cache):
+    """The cached sampler and the no-cache reference loop both carry float32 hidden states
+    through their loops (a bfloat16 start would not match the decoders' float32 output)."""
+    from dctformer_tf.dct import SparseCodec
+    from dctformer_tf.model.configs import ModelConfig, build_model
+    from dctformer_tf.sampling import Sampler
+
+    config = ModelConfig(resolution=16, block_size=8, clip=200, d_model=16, num_heads=2,
+                         key_size=8, encoder_spec=[(1, 1)], channel_spec=[(1, 1)],
+                         position_spec=[(1, 1)], value_spec=[(1, 1)], conv_kernel=2,
+                         conv_stride=2, chunk_size=16, chunk_overlap=8)
+    model = build_model(**vars(config))
+    codec = SparseCodec(block_size=8, clip=200, resolution=16)
+    sampler = Sampler(model, codec, config.chunk_size, config.chunk_overlap, 64, cache=cache,
+                      jit_compile=False)
+    result = sampler.sample(2, seed=0, batch_size=2, max_chunks=1)
+    assert result.length.min() > 0

@@ -116,7 +116,8 @@ def main():
     parser.add_argument("--qualities", type=int, nargs="+", default=[50, 75, 90])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--batch", type=int, default=32, help="images per consumer batch")
-    parser.add_argument("--encode-batch", type=int, default=32, help="images per encode call")
+    parser.add_argument("--encode-batch", type=int, default=None,
+                        help="images per encode call (default: encode_dataset's)")
     parser.add_argument("--reference-num", type=int, default=32,
                         help="images through the float64 numpy reference (slow)")
     args = parser.parse_args()
@@ -126,7 +127,8 @@ def main():
         "photo 256": natural_crops(256, args.num),
     }
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
-          f"{args.rounds} rounds, consumer batch {args.batch}, encode batch {args.encode_batch}")
+          f"{args.rounds} rounds, consumer batch {args.batch}, "
+          f"encode batch {args.encode_batch or 'auto'}")
     print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'XLA':>7} {'numpy':>7} {'np ref':>7} "
           f"{'Pillow':>7} {'tf/Pil':>7} {'XLA/Pil':>8} {'np/Pil':>7} "
           f"{'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}   (img/s)")

@@ -26,7 +26,7 @@ def encode_dataset(
     source: tf.data.Dataset,
     codec: SparseCodec,
     max_length: int,
-    encode_batch_size: int = 32,
+    encode_batch_size: int | None = None,
     on_overflow: str = "error",
     jit_compile: bool = True,
     num_parallel_calls: int = tf.data.AUTOTUNE,
@@ -40,14 +40,15 @@ def encode_dataset(
         (their canvases differ in size), otherwise in batches by the fast encoder.
       max_length: static sequence length (EOS included).
       encode_batch_size: images per encode call (throughput only; the output is unbatched
-        again, and a short final batch is kept). Batches amortize the per-call cost of the
-        graph; 32 was fastest at 64x64 and as fast as 8 at 256x256 (tools/bench_codec.py).
+        again, and a short final batch is kept). None: about 2^19 canvas pixels per call (64
+        images at 64x64, 8 at 256x256), the fastest in tools/bench_codec.py: batches amortize
+        the graph's per-call cost, small ones keep the working set in cache and the parallel
+        calls busy.
       on_overflow: "error" raises InvalidArgumentError naming the length; "skip" drops the
         sequence and prints its length to stderr.
       jit_compile: compile the fast encoder's static stages with XLA (several times faster
         on CPU); the sequences are identical either way.
-      num_parallel_calls: parallel encode calls; each runs its ops on one thread, so that
-        parallel calls, not threads inside an op, use the cores.
+      num_parallel_calls: parallel canvas and encode calls.
       deterministic: keep source order under parallel maps.
     Returns:
       dataset of {"triples", "length", "content_hw", "label"} (see module docstring).
@@ -57,34 +58,41 @@ def encode_dataset(
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
     parallel = {"num_parallel_calls": num_parallel_calls, "deterministic": deterministic}
+    if encode_batch_size is None and codec.resolution is not None:
+        encode_batch_size = int(min(64, max(1, 2**19 // codec.resolution**2)))
     if codec.resolution is None:
         ds = source.map(lambda ex: _encode_one(ex, codec, max_length, on_overflow), **parallel)
     else:
-        ds = _canvases(source, codec, parallel).batch(encode_batch_size)
+        ds = _canvas_batches(source, codec, encode_batch_size, parallel)
         ds = ds.map(lambda batch: _encode_batch(batch, codec, max_length, jit_compile,
                                                 on_overflow), **parallel).unbatch()
-        options = tf.data.Options()
-        options.threading.max_intra_op_parallelism = 1
-        ds = ds.with_options(options)
     if on_overflow == "skip":
         return ds.filter(lambda ex: _keep_or_report(ex["length"], max_length))
     return ds
 
 
-def _canvases(source: tf.data.Dataset, codec: SparseCodec, parallel: dict) -> tf.data.Dataset:
-    """{"pixels": uint8 [R, R, 3], "content_hw", "label"} per image."""
+def _canvas_batches(source: tf.data.Dataset, codec: SparseCodec, batch_size: int,
+                    parallel: dict) -> tf.data.Dataset:
+    """{"pixels": uint8 [b, R, R, 3], "content_hw": int32 [b, 2], "label": int32 [b]}."""
     r = codec.resolution
-    if tuple(source.element_spec["image"].shape) == (r, r, 3):
-        # Already canvas-sized: placing it on the canvas is the identity.
-        content = tf.constant([r, r], tf.int32)
-        return source.map(lambda ex: {"pixels": ex["image"], "content_hw": content,
-                                      "label": _label(ex)})
+    specs = tf.nest.flatten(source.element_spec)
+    if (tuple(source.element_spec["image"].shape) == (r, r, 3)
+            and all(spec.shape.is_fully_defined() for spec in specs)):
+        # Already canvas-sized: placing on the canvas is the identity, so the images are
+        # batched as they come, without a per-image step.
+        def as_canvases(batch):
+            size = tf.shape(batch["image"])[0]
+            label = batch.get("label", tf.zeros([size], tf.int32))
+            return {"pixels": batch["image"], "content_hw": tf.fill([size, 2], r),
+                    "label": tf.cast(label, tf.int32)}
+
+        return source.batch(batch_size).map(as_canvases)
 
     def place(example):
         pixels, content = codec.tf_canvas(example["image"])
         return {"pixels": pixels, "content_hw": content, "label": _label(example)}
 
-    return source.map(place, **parallel)
+    return source.map(place, **parallel).batch(batch_size)
 
 
 def _encode_batch(batch: dict, codec: SparseCodec, max_length: int, jit_compile: bool,

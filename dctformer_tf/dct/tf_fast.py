@@ -16,6 +16,7 @@ Letters: B images, H x W canvas, S block size, P = Gh·Gw positions, F flat entr
 L = max_length, M listed entries.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from dctformer_tf.dct import tf_ops
@@ -155,10 +156,12 @@ def exact_values(pixels: tf.Tensor, plan, image, channel, position) -> tf.Tensor
     return tf.cast(tf_ops.round_half_away(coefs / step), tf.int32)
 
 
-def fix_unsafe(flat: tf.Tensor, flags: tf.Tensor, pixels: tf.Tensor, plan) -> tf.Tensor:
+def fix_unsafe(flat: tf.Tensor, flags: tf.Tensor, pixels: tf.Tensor, plan,
+               jit_compile: bool = True) -> tf.Tensor:
     """int16 [B, F] with UNSAFE marks -> int16 [B, F] with the exact values there.
 
     Only the flagged segments are searched (the marks are ~1e-4 of entries on photos).
+    `jit_compile` recomputes them in one XLA call instead of some fifty small graph ops.
     """
     q = plan.segment
     flagged = tf.cast(tf.where(flags), tf.int32)  # [K, 2] (image, segment)
@@ -166,9 +169,21 @@ def fix_unsafe(flat: tf.Tensor, flags: tf.Tensor, pixels: tf.Tensor, plan) -> tf
     hits = tf.cast(tf.where(tf.equal(segments, UNSAFE)), tf.int32)  # [U, 2] (row of K, offset)
     found = tf.gather(flagged, hits[:, 0])
     image, index = found[:, 0], found[:, 1] * q + hits[:, 1]
-    exact = exact_values(pixels, plan, image, *locate(index, plan))
+    if jit_compile:
+        exact = _exact_padded(pixels, plan, image, index)
+    else:
+        exact = exact_values(pixels, plan, image, *locate(index, plan))
     return tf.tensor_scatter_nd_update(
         flat, tf.stack([image, index], axis=1), tf.cast(exact, tf.int16))
+
+
+def _exact_padded(pixels: tf.Tensor, plan, image: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """`exact_values` of int32 [U] flat indices under XLA, on the list zero-padded to a power
+    of two so that XLA compiles once per size class, not once per count."""
+    count = tf.size(index)
+    classes = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(count, 1), tf.float32)) / np.log(2.0))
+    padding = [[0, tf.cast(2.0**classes, tf.int32) - count]]
+    return _exact(pixels, tf.pad(image, padding), tf.pad(index, padding), plan)[:count]
 
 
 def list_nonzero(flat: tf.Tensor, max_length: int) -> tuple:
@@ -230,6 +245,11 @@ def _stage1(pixels, plan):
 
 
 @tf.function(jit_compile=True)
+def _exact(pixels, image, index, plan):
+    return exact_values(pixels, plan, image, *locate(index, plan))
+
+
+@tf.function(jit_compile=True)
 def _stage3(flat, index, counts, codec, plan):
     return decode_entries(flat, index, counts, codec, plan)
 
@@ -244,7 +264,7 @@ def encode_canvas(pixels: tf.Tensor, codec, max_length: int, jit_compile: bool =
     stage1 = _stage1 if jit_compile else flat_coefficients
     stage3 = _stage3 if jit_compile else decode_entries
     flat, flags = stage1(pixels, plan)
-    flat = fix_unsafe(flat, flags, pixels, plan)
+    flat = fix_unsafe(flat, flags, pixels, plan, jit_compile)
     index, counts = list_nonzero(flat, max_length)
     return stage3(flat, index, counts, codec, plan)
 
@@ -264,6 +284,11 @@ def encode_canvas_static(pixels: tf.Tensor, codec, max_length: int):
 @tf.function(jit_compile=True)
 def _stage1(pixels, plan):
     return flat_coefficients(pixels, plan)
+
+
+@tf.function(jit_compile=True)
+def _exact(pixels, image, index, plan):
+    return exact_values(pixels, plan, image, *locate(index, plan))
 
 
 @tf.function(jit_compile=True)

@@ -92,10 +92,9 @@ def exact_values(pixels: np.ndarray, plan, image, channel, position) -> np.ndarr
     s, gw = plan.block_size, plan.grid[1]
     component = plan.component[channel]
     luma = component == 0
-    # The coefficient's block in its component's grid, and the 2S x 2S macroblock holding it.
-    row = np.where(luma, position // gw, position // (2 * gw))
-    col = np.where(luma, position % gw, position % gw // 2)
-    mb_row, mb_col = np.where(luma, row // 2, row), np.where(luma, col // 2, col)
+    # A luma block, and a chroma block at its even cell, lie in macroblock (row/2, col/2).
+    row, col = position // gw, position % gw
+    mb_row, mb_col = row // 2, col // 2
     b, h, w, _ = pixels.shape
     strips = pixels.reshape(b, h, w // (2 * s), 2 * s * 3)  # [B, H, W/2S, 2S·3]
     lines = 2 * s * mb_row[:, None] + np.arange(2 * s)  # [M, 2S]

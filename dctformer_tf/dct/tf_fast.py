@@ -135,9 +135,9 @@ def exact_values(pixels: tf.Tensor, plan, image, channel, position) -> tf.Tensor
     s, gw = plan.block_size, plan.grid[1]
     component = tf.gather(tf.constant(plan.component), channel)
     luma = tf.equal(component, 0)
-    row = tf.where(luma, position // gw, position // (2 * gw))
-    col = tf.where(luma, position % gw, position % gw // 2)
-    mb_row, mb_col = tf.where(luma, row // 2, row), tf.where(luma, col // 2, col)
+    # A luma block, and a chroma block at its even cell, lie in macroblock (row/2, col/2).
+    row, col = position // gw, position % gw
+    mb_row, mb_col = row // 2, col // 2
     h, w = pixels.shape[1], pixels.shape[2]
     strips = tf.reshape(pixels, [-1, h, w // (2 * s), 2 * s * 3])  # [B, H, W/2S, 2S·3]
     lines = 2 * s * mb_row[:, None] + tf.range(2 * s)  # [M, 2S]
@@ -237,6 +237,7 @@ def decode_entries(flat: tf.Tensor, index: tf.Tensor, counts: tf.Tensor, codec, 
 
 
 # ----------------------------------------------------------------------------- encoder
+# The plan and codec are Python arguments: each compiled function is traced once per plan.
 
 
 @tf.function(jit_compile=True)
@@ -278,19 +279,4 @@ def encode_canvas_static(pixels: tf.Tensor, codec, max_length: int):
     plan = plan_for(pixels, codec)
     flat, _ = flat_coefficients(pixels, plan, tf.float64)
     index, counts = list_nonzero_static(flat, max_length)
-    return decode_entries(flat, index, counts, codec, plan)
-
-
-@tf.function(jit_compile=True)
-def _stage1(pixels, plan):
-    return flat_coefficients(pixels, plan)
-
-
-@tf.function(jit_compile=True)
-def _exact(pixels, image, index, plan):
-    return exact_values(pixels, plan, image, *locate(index, plan))
-
-
-@tf.function(jit_compile=True)
-def _stage3(flat, index, counts, codec, plan):
     return decode_entries(flat, index, counts, codec, plan)

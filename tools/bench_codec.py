@@ -1,11 +1,21 @@
-"""Codec throughput, side by side in one run: the tf.data sparse-sequence encoder, its numpy
-twin and Pillow's JPEG encoder at the same quality, on the same images; plus sequence-length
-statistics per quality.
+"""Codec throughput, side by side in one run: the tf.data sparse-sequence encoder, the
+XLA-compatible encoder (as inside a compiled step), the numpy twins and Pillow's JPEG encoder
+at the same quality, on the same images; plus sequence-length statistics per quality.
 
 Images: 64x64 `shapes` (the embedded data) and 64x64 / 256x256 crops of the natural photos
-that scikit-image ships (astronaut, coffee, chelsea, rocket, hubble_deep_field, retina), tiled to N.
+that scikit-image ships (astronaut, coffee, chelsea, rocket, hubble_deep_field, retina).
+All images are already canvas-sized, as after a source's resize.
 
-Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90]
+Every contender encodes the same N images once per round; rounds interleave the contenders
+and the table reports the median rate over rounds, so that load from other processes hits
+all of them alike. tf.data is timed in steady state (an iterator already running, as in
+training), with its default parallelism; Pillow and numpy run on one thread.
+
+Columns: img/s of each contender (tf.data, the XLA-compatible encoder, the numpy fast twin,
+the float64 numpy reference, Pillow), ratios to Pillow, and process CPU µs per image of
+tf.data (all its threads) and Pillow: their ratio is the per-core comparison.
+
+Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 5]
 """
 
 import argparse
@@ -14,6 +24,8 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One BLAS thread, as Pillow has: the numpy rates are per core.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -22,7 +34,7 @@ from skimage import data as skdata  # noqa: E402
 
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
-from dctformer_tf.dct import SparseCodec  # noqa: E402
+from dctformer_tf.dct import SparseCodec, np_fast  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 
@@ -40,52 +52,85 @@ def natural_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
     return np.stack(crops)
 
 
-def rate(fn, num: int, repeats: int = 3) -> float:
-    """Best images/s over `repeats` runs of fn() that processes `num` images."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return num / best
-
-
-def bench(images: np.ndarray, quality: int, batch: int) -> dict:
-    size = images.shape[1]
-    codec = SparseCodec(quality=quality, resolution=size)
-    lengths = np.array([len(codec.encode(im)) for im in images])
-    max_length = int(lengths.max())
-    source = tf.data.Dataset.from_tensor_slices({"image": images,
-                                                 "label": np.zeros(len(images), np.int32)})
-    dataset = encode_dataset(source, codec, max_length, encode_batch_size=batch)
-    dataset = dataset.batch(batch).prefetch(tf.data.AUTOTUNE)
+def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) -> dict:
+    """name -> fn() that encodes all `images` once (and may return its own (wall, CPU)
+    seconds)."""
+    num = len(images)
+    source = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": np.zeros(num, np.int32)}).repeat()
+    pipeline = encode_dataset(source, codec, max_length, encode_batch_size=args.encode_batch)
+    pipeline = pipeline.batch(args.batch).prefetch(tf.data.AUTOTUNE)
 
     def run_tf():
-        for _ in dataset:
-            pass
+        # A fresh iterator each round, run until its buffers have drained (the loop consumes
+        # faster than the encoder produces), so that no batch made while other contenders
+        # were timed is counted; only the steady-state batches after that are timed.
+        iterator = iter(pipeline)
+        for _ in range(max(4, num // args.batch // 2)):
+            next(iterator)
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(num // args.batch):
+            next(iterator)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    xla = tf.function(lambda x: codec.tf_encode_canvas(x, max_length, xla_compatible=True),
+                      jit_compile=True)
+    batches = [tf.constant(images[i : i + args.batch]) for i in range(0, num, args.batch)]
+
+    def run_xla():
+        for batch in batches:
+            xla(batch)[1].numpy()
 
     def run_numpy():
-        for im in images:
-            codec.encode(im)
+        for i in range(0, num, args.batch):
+            np_fast.encode_canvas(images[i : i + args.batch], codec)
 
     def run_pillow():
         for im in images:
-            Image.fromarray(im).save(io.BytesIO(), "JPEG", quality=quality, subsampling=2)
+            Image.fromarray(im).save(io.BytesIO(), "JPEG", quality=codec.quality, subsampling=2)
 
-    run_tf()  # trace and warm up
-    return {
-        "tf": rate(run_tf, len(images)),
-        "numpy": rate(run_numpy, len(images), repeats=1),
-        "pillow": rate(run_pillow, len(images)),
-        "lengths": lengths,
-    }
+    run_tf(), run_xla()  # start the pipeline, compile
+    return {"tf": run_tf, "xla": run_xla, "numpy": run_numpy, "pillow": run_pillow}
+
+
+def bench(images: np.ndarray, quality: int, args) -> dict:
+    size = images.shape[1]
+    codec = SparseCodec(quality=quality, resolution=size)
+    lengths = np.array([len(t) for t in np_fast.encode_canvas(images, codec)])
+    runs = contenders(images, codec, int(lengths.max()), args)
+    rates = {name: [] for name in runs}
+    cpu = {"tf": [], "pillow": []}  # process CPU seconds per image
+    for _ in range(args.rounds):
+        for name, fn in runs.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            timing = fn()
+            if timing is None:
+                timing = (time.perf_counter() - start, time.process_time() - cpu_start)
+            num = len(images) // args.batch * args.batch if name == "tf" else len(images)
+            rates[name].append(num / timing[0])
+            if name in cpu:
+                cpu[name].append(timing[1] / num)
+    reference = images[: args.reference_num]
+    start = time.perf_counter()
+    for im in reference:
+        codec.encode(im)
+    result = {name: float(np.median(r)) for name, r in rates.items()}
+    result.update({f"{name} cpu": float(np.median(c)) for name, c in cpu.items()})
+    result["reference"] = len(reference) / (time.perf_counter() - start)
+    result["lengths"] = lengths
+    return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=512, help="images per set")
     parser.add_argument("--qualities", type=int, nargs="+", default=[50, 75, 90])
-    parser.add_argument("--batch", type=int, default=8, help="images per vectorized encode")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--batch", type=int, default=32, help="images per consumer batch")
+    parser.add_argument("--encode-batch", type=int, default=None,
+                        help="images per encode call (default: encode_dataset's)")
+    parser.add_argument("--reference-num", type=int, default=32,
+                        help="images through the float64 numpy reference (slow)")
     args = parser.parse_args()
     sets = {
         "shapes 64": shapes_arrays("test", args.num)[0],
@@ -93,20 +138,21 @@ def main():
         "photo 256": natural_crops(256, args.num),
     }
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
-          f"encode batch {args.batch}")
-    header = (f"{'images':<10} {'q':>3} {'tf.data img/s':>14} {'numpy img/s':>12} "
-              f"{'Pillow img/s':>13} {'tf/Pillow':>10} {'numpy/Pillow':>13} "
-              f"{'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
-    print(header)
+          f"{args.rounds} rounds, consumer batch {args.batch}, "
+          f"encode batch {args.encode_batch or 'auto'}")
+    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'XLA':>7} {'numpy':>7} {'np ref':>7} "
+          f"{'Pillow':>7} {'tf/Pil':>7} {'XLA/Pil':>8} {'np/Pil':>7} "
+          f"{'tf cpu':>7} {'Pil cpu':>8} {'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
     for name, images in sets.items():
         for quality in args.qualities:
-            r = bench(images, quality, args.batch)
-            lengths = r["lengths"]
-            print(f"{name:<10} {quality:>3} {r['tf']:>14.0f} {r['numpy']:>12.0f} "
-                  f"{r['pillow']:>13.0f} {r['tf'] / r['pillow']:>10.2f} "
-                  f"{r['numpy'] / r['pillow']:>13.2f} {lengths.mean():>9.0f} "
-                  f"{np.percentile(lengths, 50):>7.0f} {np.percentile(lengths, 95):>7.0f} "
-                  f"{lengths.max():>7d}")
+            r = bench(images, quality, args)
+            lengths, pillow = r["lengths"], r["pillow"]
+            print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['xla']:>7.0f} {r['numpy']:>7.0f} "
+                  f"{r['reference']:>7.0f} {pillow:>7.0f} {r['tf'] / pillow:>7.2f} "
+                  f"{r['xla'] / pillow:>8.2f} {r['numpy'] / pillow:>7.2f} "
+                  f"{1e6 * r['tf cpu']:>7.0f} {1e6 * r['pillow cpu']:>8.0f} "
+                  f"{lengths.mean():>9.0f} {np.percentile(lengths, 50):>7.0f} "
+                  f"{np.percentile(lengths, 95):>7.0f} {lengths.max():>7d}", flush=True)
 
 
 if __name__ == "__main__":

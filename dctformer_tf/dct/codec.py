@@ -263,13 +263,26 @@ class SparseCodec:
     def tf_encode_canvas(self, pixels, max_length: int, xla_compatible: bool = True):
         """uint8 [..., Hc, Wc, 3] canvases -> (int32 [..., max_length, 3], int32 [...] L).
 
-        L > max_length flags overflow (see `tf_check_length`). `xla_compatible=False` is
-        faster outside XLA (see `tf_ops.dense_to_sparse`); the outputs are identical.
+        L > max_length flags overflow (see `tf_check_length`). Canvases of static size go
+        through the fast encoder (`tf_fast`): `xla_compatible=False` is its tf.data path
+        (float32 with exact fix-ups, `tf.where` compaction; not for inside XLA), True its
+        static-shape float64 variant for use inside a compiled step. Other canvases go
+        through the float64 twin of the reference (`tf_ops`). All give identical outputs.
         """
-        from dctformer_tf.dct import tf_ops
+        import tensorflow as tf
 
-        dense = tf_ops.image_to_dense(pixels, self)
-        return tf_ops.dense_to_sparse(dense, self, max_length, xla_compatible)
+        from dctformer_tf.dct import tf_fast, tf_ops
+
+        pixels = tf.convert_to_tensor(pixels)
+        if pixels.shape.rank == 3:
+            triples, length = self.tf_encode_canvas(pixels[None], max_length, xla_compatible)
+            return triples[0], length[0]
+        if pixels.shape[-3] is None or pixels.shape[-2] is None:
+            dense = tf_ops.image_to_dense(pixels, self)
+            return tf_ops.dense_to_sparse(dense, self, max_length, xla_compatible)
+        if xla_compatible:
+            return tf_fast.encode_canvas_static(pixels, self, max_length)
+        return tf_fast.encode_canvas(pixels, self, max_length)
 
     def tf_check_length(self, length, max_length: int):
         """Raise InvalidArgumentError naming the length if any sequence overflowed."""

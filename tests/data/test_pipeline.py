@@ -55,3 +55,19 @@ def test_images_smaller_than_a_macroblock_are_an_error_in_the_pipeline(resolutio
     tiny = np.full((4, 5, 3), 90, np.uint8)
     with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than one 16x16 macroblock"):
         list(encode_dataset(_source([tiny], [0]), codec, 100))
+
+
+def test_canvas_sized_source_skips_placing_and_matches_numpy(rng):
+    """A source of static [R, R, 3] images goes straight to the batched fast encoder; the short
+    final batch is kept and the sequences equal the float64 reference's."""
+    codec = SparseCodec(quality=90, resolution=64)
+    images = np.stack([random_image(rng, 64, 64) for _ in range(5)])
+    source = tf.data.Dataset.from_tensor_slices({"image": images, "label": np.arange(5)})
+    examples = list(encode_dataset(source, codec, 4000, encode_batch_size=3))
+    assert [int(ex["label"]) for ex in examples] == list(range(5))
+    for image, example in zip(images, examples, strict=True):
+        expected = codec.encode(image)
+        length = int(example["length"])
+        assert length == len(expected) and tuple(example["content_hw"].numpy()) == (64, 64)
+        np.testing.assert_array_equal(example["triples"][:length].numpy(), expected)
+        assert not example["triples"][length:].numpy().any()

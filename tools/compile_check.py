@@ -19,7 +19,9 @@ otherwise), so weights and moments take 12 bytes per parameter (8 GB for ImageNe
 
 With `--buffer-assignment` each process dumps XLA's buffer assignment and reports the
 temporary memory the compiled step would allocate at batch 1, beside what
-`tools/plan_run.py` predicts for that step (float32, no remat).
+`tools/plan_run.py` predicts for that step (float32, no remat): its activations, and its
+activations plus all gradients (the plan's sum; XLA frees activations while it makes
+gradients, so its temporary memory should lie between the two).
 """
 
 import argparse
@@ -129,14 +131,16 @@ def temp_bytes(dump_dir: str) -> int:
     return sum(sizes)
 
 
-def planned_bytes(name: str, depth: int | None) -> int:
-    """tools/plan_run.py's float32 step at batch 1 (activations without the input batch, and
-    the gradients), the counterpart of XLA's temporary buffer."""
+def planned_bytes(name: str, depth: int | None) -> dict:
+    """tools/plan_run.py's float32 step at batch 1, the counterpart of XLA's temporary
+    buffer: its activations (the input batch aside, an argument of the step) and gradients."""
     sys.path.insert(0, str(ROOT / "tools"))
     import plan_run
 
     m = plan_run.model_from_config(name, model_config(name, depth))
-    return plan_run.predicted_step(m, 1)
+    gradients = plan_run.F32 * m.parameters
+    return {"planned_activations_bytes": plan_run.predicted_step(m, 1) - gradients,
+            "planned_gradients_bytes": gradients}
 
 
 def run_child(name: str, depth: int | None, buffer_assignment: bool) -> dict:
@@ -158,7 +162,7 @@ def run_child(name: str, depth: int | None, buffer_assignment: bool) -> dict:
         result = json.loads(lines[-1])
         if buffer_assignment:
             result["xla_temp_bytes"] = temp_bytes(dump_dir)
-            result["planned_bytes"] = planned_bytes(name, depth)
+            result.update(planned_bytes(name, depth))
     return result
 
 
@@ -167,7 +171,7 @@ def print_table(rows: list[dict]) -> None:
     header = (f"{'config':<17}{'params':>13}{'build':>7}{'trace':>7}{'hlo':>7}{'compile':>9}"
               f"{'RSS built':>11}{'peak RSS':>10}")
     if any("xla_temp_bytes" in r for r in rows):
-        header += f"{'XLA temp':>10}{'plan':>8}{'plan/XLA':>10}"
+        header += f"{'XLA temp':>10}{'plan acts':>11}{'+grads':>8}   plan/XLA"
     print(header)
     for r in rows:
         name = r["config"] + (f" d{r['depth']}" if r.get("depth") else "")
@@ -179,8 +183,10 @@ def print_table(rows: list[dict]) -> None:
                 f"{r['optimized_hlo_s']:>9.1f}{r['rss_after_build_bytes'] / GIB:>11.2f}"
                 f"{r['peak_rss_bytes'] / GIB:>10.2f}")
         if "xla_temp_bytes" in r:
-            line += (f"{r['xla_temp_bytes'] / GIB:>10.2f}{r['planned_bytes'] / GIB:>8.2f}"
-                     f"{r['planned_bytes'] / r['xla_temp_bytes']:>10.3f}")
+            acts, grads = r["planned_activations_bytes"], r["planned_gradients_bytes"]
+            line += (f"{r['xla_temp_bytes'] / GIB:>10.2f}{acts / GIB:>11.2f}"
+                     f"{(acts + grads) / GIB:>8.2f}   {acts / r['xla_temp_bytes']:.2f}-"
+                     f"{(acts + grads) / r['xla_temp_bytes']:.2f}")
         print(line)
 
 

@@ -14,15 +14,17 @@ moments, gradients and activations, for the four settings float32 / bfloat16 x r
 residual stream, layer norms, softmax and logits; matmuls and their saved inputs in bfloat16.
 "remat" recomputes every residual block (`ReZeroResidual`) in the backward pass.
 
-The total is a sum (parameters + optimizer + gradients + activations), which is conservative:
+The total is a sum (parameters + optimizer + gradients + activations, plus the bfloat16 copies
+of the weights and, when gradients are accumulated, the accumulator), which is conservative:
 XLA can place weight gradients in memory that activations have already released. A plan
 fits when the total is at most `(1 - headroom)` of a replica's memory; the headroom (10 % by
 default) is left to the runtime, XLA's fragmentation, collectives and the infeed.
 
-`--validate` builds small configs on the CPU, runs one XLA-compiled train step of
-`DCTransformerTrainer` per config in its own process, and compares the step's peak memory
-(TensorFlow's CPU allocator statistics, `get_memory_info('CPU:0')`, above the memory in use
-once the model, optimizer and batch exist) with this model's prediction.
+`--validate` builds small configs on the CPU and runs one train step of
+`DCTransformerTrainer` per config, XLA-compiled and in graph mode, each in its own process; it
+compares the step's peak memory (TensorFlow's CPU allocator statistics,
+`get_memory_info('CPU:0')`, above the memory in use once the model, optimizer and batch exist)
+with this model's float32 prediction (docs/benchmarks.md, "Memory plan").
 """
 
 import argparse

@@ -136,7 +136,8 @@ def run_mode(mode, args, gin_file):
     policy = "mixed_bfloat16" if mode.startswith("bf16") else "float32"
     keras.config.set_dtype_policy(policy)
     gin.clear_config()
-    gin.parse_config_files_and_bindings([gin_file, str(TRAIN_GIN)], [])
+    # train.gin binds the codec and chunking; its run-only train.model_dir gets a dummy.
+    gin.parse_config_files_and_bindings([gin_file, str(TRAIN_GIN)], ["train.model_dir = ''"])
     chunk_size = gin.query_parameter("%CHUNK_SIZE")
     model = build_model(**dataclasses.asdict(gin_model_config()))
     optimizer = keras.optimizers.Adam(5e-4)

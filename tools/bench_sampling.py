@@ -40,7 +40,8 @@ def random_model(name: str, window: int, overlap: int):
     gin.clear_config()
     gin.parse_config_files_and_bindings(
         [str(GIN / f"{name}.gin"), str(TRAIN_GIN)],
-        [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}"])
+        [f"CHUNK_SIZE = {window - overlap}", f"CHUNK_OVERLAP = {overlap}",
+         "train.model_dir = ''"])  # train.gin's run-only setting: a dummy
     keras.utils.set_random_seed(0)
     model = build_model(**dataclasses.asdict(gin_model_config()))  # built, random weights
     open_rezero_branches(model)

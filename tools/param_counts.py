@@ -39,7 +39,8 @@ def main():
     print(f"{'config':<14}{'built':>14}{'analytic':>14}{'paper':>10}{'ratio':>8}")
     for path in files:
         gin.clear_config()
-        gin.parse_config_files_and_bindings([path, str(TRAIN_GIN)], [])
+        # train.gin binds the codec and chunking; its run-only train.model_dir gets a dummy.
+        gin.parse_config_files_and_bindings([path, str(TRAIN_GIN)], ["train.model_dir = ''"])
         paper = gin.query_parameter("%PAPER_PARAMETERS")
         model = build_model(build=not args.no_build, **dataclasses.asdict(gin_model_config()))
         analytic = count_parameters(model.get_config())

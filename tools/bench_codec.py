@@ -21,8 +21,11 @@ Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 
 import argparse
 import io
 import os
+import pathlib
+import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests.photos
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One BLAS thread, as Pillow has: the numpy rates are per core.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -30,26 +33,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
-from skimage import data as skdata  # noqa: E402
 
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
 from dctformer_tf.dct import SparseCodec, np_fast  # noqa: E402
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
-
-
-def natural_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
-    """uint8 [num, size, size, 3] random crops of the scikit-image photos."""
-    rng = np.random.default_rng(seed)
-    photos = [np.asarray(getattr(skdata, name)())[..., :3] for name in PHOTOS]
-    crops = []
-    for i in range(num):
-        photo = photos[i % len(photos)]
-        top = rng.integers(0, photo.shape[0] - size + 1)
-        left = rng.integers(0, photo.shape[1] - size + 1)
-        crops.append(photo[top : top + size, left : left + size])
-    return np.stack(crops)
+from tests.photos import photo_crops  # noqa: E402
 
 
 def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) -> dict:
@@ -134,8 +122,8 @@ def main():
     args = parser.parse_args()
     sets = {
         "shapes 64": shapes_arrays("test", args.num)[0],
-        "photo 64": natural_crops(64, args.num),
-        "photo 256": natural_crops(256, args.num),
+        "photo 64": photo_crops(64, args.num),
+        "photo 256": photo_crops(256, args.num),
     }
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
           f"{args.rounds} rounds, consumer batch {args.batch}, "

@@ -40,10 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GIN_MODELS = ROOT / "gin" / "models"
-TRAIN_GIN = ROOT / "gin" / "runs" / "train.gin"
-TABLE3 = ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"]
-GIB = 2**30
+from tools.plan_run import GIB, GIN_MODELS, TABLE3, TRAIN_GIN  # noqa: E402
 
 
 def rss_bytes(field: str) -> int:

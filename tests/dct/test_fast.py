@@ -5,13 +5,12 @@ and exact ties rounded by the reference's rule."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from skimage import data as skdata
 
 from dctformer_tf.dct import SparseCodec, np_fast, np_ops, tf_fast
 from dctformer_tf.dct.fast_plan import GUARD_MARGIN, UNSAFE, fast_plan
 from tests.dct.images import natural, random_image
+from tests.photos import photo_crops
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 CODECS = [
     dict(quality=75),
     dict(quality=50),
@@ -22,19 +21,6 @@ CODECS = [
          value_encoding="dequantized"),
     dict(quality=10, clip=20),  # clipping acts
 ]
-
-
-def photo_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
-    """uint8 [num, size, size, 3] random crops of the scikit-image photos."""
-    rng = np.random.default_rng(seed)
-    photos = [np.asarray(getattr(skdata, name)())[..., :3] for name in PHOTOS]
-    crops = []
-    for i in range(num):
-        photo = photos[i % len(photos)]
-        top = rng.integers(0, photo.shape[0] - size + 1)
-        left = rng.integers(0, photo.shape[1] - size + 1)
-        crops.append(photo[top : top + size, left : left + size])
-    return np.stack(crops)
 
 
 def reference(images: np.ndarray, codec: SparseCodec) -> list:

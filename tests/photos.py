@@ -1,0 +1,21 @@
+"""Photo crops for tests and benchmarks: natural images that ship inside scikit-image
+(`skimage.data`), so nothing is downloaded. A test helper, not part of the package;
+`tools/bench_codec.py` imports it too."""
+
+import numpy as np
+from skimage import data as skdata
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+
+
+def photo_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
+    """uint8 [num, size, size, 3] random crops of the scikit-image photos."""
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(getattr(skdata, name)())[..., :3] for name in PHOTOS]
+    crops = []
+    for i in range(num):
+        photo = photos[i % len(photos)]
+        top = rng.integers(0, photo.shape[0] - size + 1)
+        left = rng.integers(0, photo.shape[1] - size + 1)
+        crops.append(photo[top : top + size, left : left + size])
+    return np.stack(crops)

@@ -80,6 +80,7 @@ def test_encode_process_exits_2_with_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_train_on_a_photo_folder_skips_broken_files(tmp_path):
     photos = tmp_path / "photos"
     for index in range(6):

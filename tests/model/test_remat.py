@@ -46,7 +46,8 @@ def plain_and_remat(dropout):
     return plain, remat, example
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["graph", "xla"])  # XLA compiles take ~40 s: slow tier
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 def test_gradients_equal_those_without_remat(jit_compile, dropout):
     plain, remat, example = plain_and_remat(dropout)

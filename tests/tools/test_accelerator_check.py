@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tools", "accelerator_check.sh")
 
@@ -26,6 +28,7 @@ def test_bad_arguments_are_named_with_exit_2(tmp_path):
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
 
 
+@pytest.mark.slow
 def test_a_dry_run_checks_the_tools_and_prints_the_table(tmp_path):
     result = _run("--dry-run", "--out", str(tmp_path), "--config", "retinopathy",
                   "--memory-gib", "80")

@@ -25,7 +25,7 @@ def _data_file(model_dir, step):
     return os.path.join(model_dir, "checkpoints", f"ckpt-{step}.data-00000-of-00001")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+@pytest.mark.parametrize("damage", ["truncate", pytest.param("corrupt", marks=pytest.mark.slow)])
 def test_a_broken_latest_checkpoint_resumes_from_the_one_before(tmp_path, caplog, damage):
     _train(tmp_path, "train.total_steps = 4", "train.steps_per_epoch = 2")
     path = _data_file(tmp_path, 4)
@@ -98,6 +98,7 @@ print(json.dumps(runs))
 """
 
 
+@pytest.mark.slow
 def test_same_seed_same_first_20_losses_with_op_determinism(tmp_path):
     # Op determinism is process-wide and permanent: the two runs get a process of their own.
     bindings = TINY_BINDINGS + ["train.total_steps = 20", "train.steps_per_epoch = 20",

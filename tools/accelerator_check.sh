@@ -29,7 +29,7 @@ DRY_RUN=0
 REMAT=1
 PRECISION="bfloat16"
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -63,7 +63,7 @@ row() { ROWS+=("$(printf '%-24s %-8s %7s  %s' "$1" "$2" "$3" "$4")"); }
 step() {
   local name="$1" limit="$2" figure="$3"; shift 4
   local start=$SECONDS status=ok
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1 || status="FAIL($?)"
+  timeout -k 15 "$limit" "$@" >"$OUT/$name.log" 2>&1 || status="FAIL($?)"
   row "$name" "$status" "$((SECONDS - start))s" "$(eval "$figure" <"$OUT/$name.log" 2>/dev/null)"
 }
 
@@ -105,7 +105,7 @@ EOF
 if read -r BATCH PLANNED_GIB <<<"$PLAN" && [[ "$BATCH" =~ ^[0-9]+$ ]]; then
   row "plan_run" ok - "$CONFIG $PRECISION remat=$REMAT: batch $BATCH per device, plan $PLANNED_GIB GiB"
 else
-  row "plan_run" FAIL - "$(tail -n 1 "$OUT/plan.log")"
+  row "plan_run" "FAIL(plan)" - "$(tail -n 1 "$OUT/plan.log")"
   BATCH=0
 fi
 

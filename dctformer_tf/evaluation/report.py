@@ -10,6 +10,7 @@ Writes to `out`: `evaluation.json`, `bpd_per_chunk.png`, and `samples_grid.png`.
 import json
 import logging
 import os
+import re
 import time
 
 import keras
@@ -35,10 +36,23 @@ def run_data(model_dir: str, source: str | None = None) -> tuple[str, dict]:
     if source:
         return source, {}
     data = read_run_file(model_dir).data
-    if data is None:
-        raise ValueError(f"{os.path.join(model_dir, RUN_FILE)} records no data source "
-                         "(a run written before it did): pass --source")
+    if data is None:  # a run written before run.json recorded its data
+        return _operative_source(model_dir), {}
     return data.source, data.source_kwargs()
+
+
+def _operative_source(model_dir: str) -> str:
+    """`build_sequences.source` from the operative gin config of an older run."""
+    path = os.path.join(model_dir, "operative_config.gin")
+    try:
+        text = open(path).read()
+    except OSError:
+        raise ValueError(f"{os.path.join(model_dir, RUN_FILE)} records no data source and "
+                         f"{path} cannot be read: pass --source") from None
+    match = re.search(r"^build_sequences\.source\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    if not match:
+        raise ValueError(f"{path}: no build_sequences.source; pass --source")
+    return match.group(1)
 
 
 def load_split(source: str, split: str, num: int, resolution: int, **source_kwargs) -> tuple:

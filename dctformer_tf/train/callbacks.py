@@ -65,6 +65,8 @@ class StepCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        # A resumed run starts at a later epoch: intervals count from its first step.
+        self.step = max(self.step, epoch * self.params["steps"])
 
     def on_train_batch_end(self, batch, logs=None):
         self._previous = self.step

@@ -51,6 +51,11 @@ from dctformer_tf.train.trainer import DCTransformerTrainer
 
 log = logging.getLogger("dctformer_tf.train")
 
+# What restoring a truncated, corrupted or mismatched checkpoint raises.
+DAMAGED_CHECKPOINT = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
+                      tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError,
+                      IndexError)
+
 
 @gin.configurable
 def build_codec(
@@ -244,9 +249,7 @@ def train(
     Raises:
       TrainingDiverged: a step's loss or gradient norm was not finite.
     """
-    if (total_steps is None) == (tokens is None):
-        raise ValueError("train: give exactly one of total_steps and tokens "
-                         f"(got total_steps={total_steps}, tokens={tokens})")
+    check_run_length(total_steps, tokens, steps_per_epoch, steps_per_execution)
     log.info("Building run settings...")
     run, sequences = build_run_settings()
     check_writable(model_dir)
@@ -306,6 +309,17 @@ def train(
     return history
 
 
+def check_run_length(total_steps: int | None, tokens: float | None, steps_per_epoch: int,
+                     steps_per_execution: int) -> None:
+    """Exactly one run length, and epochs (checkpoint intervals) of whole executions."""
+    if (total_steps is None) == (tokens is None):
+        raise ValueError("train: give exactly one of total_steps and tokens "
+                         f"(got total_steps={total_steps}, tokens={tokens})")
+    if steps_per_epoch % steps_per_execution:
+        raise ValueError(f"train: steps_per_epoch {steps_per_epoch} is not a multiple of "
+                         f"steps_per_execution {steps_per_execution}")
+
+
 def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     """Creates `model_dir`, failing early when it cannot be written; returns the folder
     this worker writes to."""
@@ -350,9 +364,10 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
         log.info("Restoring checkpoint %s...", path)
         try:
             restore_checkpoint(checkpoint, path)
-        # A damaged file fails in many ways (DataLossError, IndexError from the reader, a
-        # shape mismatch, ...): any of them makes this checkpoint unusable, not the run.
-        except Exception as error:  # noqa: BLE001
+        # A damaged file fails in several ways (DataLossError, IndexError from the reader,
+        # a shape or dtype mismatch, ...): each makes this checkpoint unusable, not the run.
+        # Anything else (a file system that is down, out of memory) stops the run.
+        except DAMAGED_CHECKPOINT as error:
             message = (getattr(error, "message", None) or str(error) or type(error).__name__)
             message = f"{type(error).__name__}: {message.splitlines()[0]}"
             log.warning("Skipping checkpoint %s: it does not restore (%s)", path, message[:300])

@@ -5,7 +5,6 @@ score and sample steps; callbacks that read the device only at their intervals; 
 import dataclasses
 import os
 
-import gin
 import keras
 import numpy as np
 import pytest
@@ -169,4 +168,18 @@ def test_steps_per_execution_trains_and_logs_on_step_multiples(tmp_path):
     # Logged once per execution of 4 steps, at the step that ends it.
     assert [e.step for e in events.Tensors("train/loss")] == [4, 8]
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-8.index")
-    gin.clear_config()
+
+
+def test_a_resumed_run_counts_intervals_from_its_first_step(tmp_path):
+    """Resumed at epoch 1 of 12-step epochs: the first execution (step 13) crosses no
+    interval of 4, the one ending at step 16 does."""
+    reads = []
+    callback = TensorBoardScalars(str(tmp_path), every_steps=4)
+    callback.set_model(_StubModel(reads))
+    callback.set_params({"steps": 12})
+    callback.on_train_begin()
+    callback.on_epoch_begin(1)
+    callback.on_train_batch_end(0, {"loss": 1.0})
+    assert (callback.step, reads) == (13, [])
+    callback.on_train_batch_end(3, {"loss": 1.0})
+    assert (callback.step, reads) == (16, ["learning_rate"])

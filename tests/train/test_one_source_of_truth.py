@@ -83,3 +83,23 @@ def test_the_run_file_refuses_a_model_that_disagrees_with_its_codec(tmp_path):
     with pytest.raises(ValueError, match="run.json: model and codec/chunking settings "
                                          "disagree: resolution: model 64 vs codec/chunking 32"):
         read_run_file(str(tmp_path))
+
+
+def test_a_run_file_of_an_earlier_version_loads(tmp_path):
+    """run.json before the run layer: the model entry held the codec and chunking fields, and
+    neither "chunking" nor "data" existed; `evaluate` then reads the source from the gin
+    config the run wrote."""
+    import json
+
+    from dctformer_tf.evaluation.report import run_data
+
+    _train(tmp_path, "train.total_steps = 1", "train.steps_per_epoch = 1")
+    current = read_run_file(str(tmp_path))
+    settings = json.loads((tmp_path / "run.json").read_text())
+    model = dict(settings["model"], resolution=32, block_size=8, clip=1200,
+                 value_scale="quantized", chunk_size=48, chunk_overlap=16)
+    old = {"codec": settings["codec"], "model": model, "max_length": settings["max_length"]}
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    run = read_run_file(str(tmp_path))
+    assert (run.chunking, run.model, run.data) == (current.chunking, current.model, None)
+    assert run_data(str(tmp_path)) == ("shapes", {})

@@ -2,25 +2,18 @@
 retinopathy model cut to the first block of every stack, full width, vocabularies and window),
 its argument errors and its reading of XLA's buffer assignment."""
 
-import importlib.util
 import json
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
-TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "compile_check.py"
+from tests.tools import TOOLS, load_tool
+
+TOOL = TOOLS / "compile_check.py"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("compile_check", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-compile_check = _tool()
+compile_check = load_tool("compile_check")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,25 +4,14 @@ properties every plan must have (monotonic in batch, remat and bfloat16 never ad
 activations, the largest batch is the largest that fits), and the command line (--json,
 errors)."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
 from dctformer_tf.model.configs import count_parameters
+from tests.tools import load_tool
 
-TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "plan_run.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("plan_run", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-plan_run = _tool()
+plan_run = load_tool("plan_run")
 
 
 @pytest.fixture(scope="module")

@@ -267,7 +267,7 @@ def train(
 
     log.info("Building dataset...")
     train_sequences = sequences.dataset(run.codec, run.data.train_split)
-    check_not_empty(train_sequences, run.data)
+    check_not_empty(sequences, run.codec)
     if tokens is not None:
         total_steps = steps_for_tokens(tokens, build_chunks(train_sequences, run, batch_size, seed))
 
@@ -409,9 +409,13 @@ def check_free_disk(model_dir: str, model) -> None:
                       f"of this model need about {need / 1e9:.2f} GB")
 
 
-def check_not_empty(sequences: tf.data.Dataset, data: DataSettings) -> None:
-    """Fails, naming the source, when the training split yields no sequence."""
-    if not any(True for _ in sequences.take(1)):
+def check_not_empty(sequences: SequenceSource, codec: SparseCodec) -> None:
+    """Fails, naming the source, when the training split yields no sequence. Encodes at most
+    one image, outside any cache (reading a cached dataset partly would discard the cache)."""
+    first = 1 if sequences.num_examples is None else min(1, sequences.num_examples)
+    uncached = dataclasses.replace(sequences, cache=False)
+    data = sequences.data
+    if not any(True for _ in uncached.dataset(codec, data.train_split, first)):
         raise ValueError(f"data source {data.source!r} split {data.train_split!r} yields no "
                          "images")
 

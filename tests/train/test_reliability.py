@@ -166,3 +166,22 @@ def test_too_little_disk_for_two_checkpoints_is_named(tmp_path, monkeypatch):
                                       "of this model need about 0.01 GB"):
         _train(tmp_path, "train.total_steps = 2")
     assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")
+
+
+def test_the_data_check_leaves_a_cached_dataset_whole(tmp_path):
+    """The pre-flight data check reads one image outside the cache: reading a cached dataset
+    partly would make TensorFlow discard the cache, and say so in a C++ warning (hidden in
+    this test process, so the run gets one of its own with TensorFlow's logs on)."""
+    command = [sys.executable, "-m", "dctformer_tf.cli.main", "--verbose", "train",
+               "--model_dir", str(tmp_path)]
+    for path in TINY:
+        command += ["--gin_file", path]
+    for binding in TINY_BINDINGS + ["train.total_steps = 2", "train.steps_per_epoch = 2",
+                                    "build_sequences.cache = True"]:
+        command += ["--gin_bindings", binding]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done at step 2" in result.stderr  # the run's own lines came through
+    assert "did not fully read the dataset being cached" not in result.stderr

@@ -21,16 +21,26 @@ at index `k·chunk`. `inputs` are the targets shifted right by one: the first in
 element before the window, or the START triple when the window starts at element 0 (only
 then). `loss_mask` is 1 exactly on the elements of chunk k that exist (`< L`).
 
-The batched dataset yields one dict per batch, the Keras `x` of `model.fit` (no `y`):
-`partial_image`, `inputs`, `targets`, `label` (what `DCTransformer` reads), plus `loss_mask`
-(what `model.losses` reads), `loss_tokens`, `chunk_index`, `window_start`, `length` and
-`content_hw`. The model ignores the keys it does not use.
+Two forms of the same example (docs/design.md §2.4):
+- dense, the model's inputs: `partial_image`, `inputs`, `targets`, `label` (what
+  `DCTransformer` reads) and `loss_mask` (what `model.losses` reads), built by
+  `chunk_windows` for a batch of chunks (`make_training_example` for one);
+- compact, what `chunk_dataset` yields and the host sends to the device: the packed sequence
+  (`compact.py`) and its chunk's bounds (`compact_example`), turned into the dense form
+  inside the compiled step by `expand_chunks` (`DCTransformerTrainer` does it), with the
+  same `chunk_windows`.
+
+Encode once, train many: an encoded sequence yields on average `examples_per_encode ·
+min(1, L / l_max)` examples, each with its own chunk index (`examples_from_sequence`): the
+(L, k) of the examples are distributed as with one example per encode and the length filter
+of Eq. 11, at a fraction of the encodes.
 """
 
 import dataclasses
 
 import tensorflow as tf
 
+from dctformer_tf.data import compact
 from dctformer_tf.dct import SparseCodec, tf_ops
 
 
@@ -99,39 +109,124 @@ def length_filter_keep_probability(length, l_max) -> tf.Tensor:
     return tf.minimum(1.0, length / float(l_max))
 
 
-def keep_by_length(length, l_max, seed) -> tf.Tensor:
-    """bool []: whether the length filter keeps this sequence (always True if l_max is None).
+def examples_from_sequence(length, l_max, examples_per_encode: int, seed) -> tf.Tensor:
+    """int32 []: how many training examples one encoded sequence of length L yields.
+
+    Its mean is `examples_per_encode · q(L)`, with `q(L) = min(1, L / l_max)` the length
+    filter of Eq. 11 (q = 1 without one): `floor(r·q)`, plus one with probability
+    `frac(r·q)`. Every example then draws its own chunk index, so the examples' (L, k)
+    follow `p(L)·q(L)·P(k | L)`, exactly the distribution of the one-example-per-encode
+    pipeline (r = 1, where this is the keep/drop coin of Eq. 11), at 1/r of its encodes.
 
     Args:
-      seed: int [2]. Stateless seed of the keep/drop coin.
+      examples_per_encode: int r >= 1.
+      seed: int [2]. Stateless seed of the coin.
     """
-    if l_max is None:
-        return tf.constant(True)
+    q = tf.constant(1.0) if l_max is None else length_filter_keep_probability(length, l_max)
+    mean = float(examples_per_encode) * q
+    whole = tf.floor(mean)
     coin = tf.random.stateless_uniform([], seed, dtype=tf.float32)
-    return coin < length_filter_keep_probability(length, l_max)
+    return tf.cast(whole, tf.int32) + tf.cast(coin < mean - whole, tf.int32)
 
 
-def filter_by_length(sequences: tf.data.Dataset, l_max, seed: int) -> tf.data.Dataset:
-    """Keep each sequence with probability `min(1, L / L_max)`; identity if l_max is None.
+def repeat_by_length(sequences: tf.data.Dataset, l_max, seed: int,
+                     examples_per_encode: int = 1) -> tf.data.Dataset:
+    """Each sequence, repeated `examples_from_sequence` times (0 drops it).
+
+    With `examples_per_encode = 1` this is the length filter of Eq. 11 (keep with
+    probability `min(1, L / l_max)`), and the identity without an `l_max`.
 
     Args:
       sequences: dataset of dicts with an int32 [] "length".
       seed: int. The coins come from `tf.data.Dataset.random(seed)`, rerandomized on every
         pass, so a repeated dataset draws fresh coins and a run is reproducible given `seed`.
     """
-    if l_max is None:
+    if isinstance(examples_per_encode, bool) or int(examples_per_encode) != examples_per_encode \
+            or examples_per_encode < 1:
+        raise ValueError(f"examples_per_encode must be a positive integer, got "
+                         f"{examples_per_encode!r}")
+    if l_max is None and examples_per_encode == 1:
         return sequences
-    keep = tf.data.Dataset.zip(sequences, _seeds(seed)).filter(
-        lambda ex, s: keep_by_length(ex["length"], l_max, s)
+    if l_max is not None:
+        length_filter_keep_probability(1, l_max)  # checks l_max before any data is read
+    counted = tf.data.Dataset.zip(sequences, _seeds(seed)).map(
+        lambda ex, s: (ex, examples_from_sequence(ex["length"], l_max, examples_per_encode, s)))
+    if examples_per_encode == 1:
+        # A filter, not a flat_map: keeps the dataset's cardinality logic simple and cheap.
+        return counted.filter(lambda ex, n: n > 0).map(lambda ex, n: ex)
+    return counted.flat_map(
+        lambda ex, n: tf.data.Dataset.from_tensors(ex).repeat(tf.cast(n, tf.int64)))
+
+
+def chunk_bounds(length, chunk_index, chunk_size: int, overlap: int) -> tuple:
+    """Where chunk k lies in its sequence (module docstring), elementwise.
+
+    Args:
+      length: int32 [...] L, EOS included.
+      chunk_index: int32 [...] k, with k·chunk_size < L.
+    Returns:
+      (chunk_start, chunk_end, window_start), each int32 [...]: the targets are elements
+      `[chunk_start, chunk_end)`, the window starts at element `window_start`.
+    """
+    length = tf.cast(length, tf.int32)
+    chunk_start = tf.cast(chunk_index, tf.int32) * chunk_size
+    tf.debugging.assert_less(
+        chunk_start, length, message="chunk_index must satisfy chunk_index·chunk_size < length"
     )
-    return keep.map(lambda ex, s: ex)
+    chunk_end = tf.minimum(chunk_start + chunk_size, length)
+    window_start = tf.maximum(chunk_start - overlap, 0)
+    return chunk_start, chunk_end, window_start
+
+
+def chunk_windows(triples, chunk_start, chunk_end, window_start, window: int, codec,
+                  loss_from_channel=0) -> dict:
+    """The model inputs of a batch of chunks: the partial images and the decoder windows.
+
+    The one function that builds them, for training (inside the compiled step, from compact
+    batches, `expand_chunks`), for likelihood scoring and, through `tf_ops.sparse_to_dense`,
+    for the sampler's partial images.
+
+    Args:
+      triples: int32 [B, L_max, 3] whole sequences (zero after EOS).
+      chunk_start, chunk_end, window_start: int32 [B] (`chunk_bounds`).
+      window: int. Decoder window T = chunk_size + overlap.
+      codec: a `SparseCodec` or `compact.SequenceLayout` (grid, clip, channels).
+      loss_from_channel: int32 [B] or int. Only targets with channel >= this carry loss
+        (EOS always does); 0: every target of the chunk.
+    Returns:
+      {"partial_image": int32 [B, G, G, C], "inputs": int32 [B, T, 3],
+       "targets": int32 [B, T, 3], "loss_mask": float32 [B, T]}.
+    """
+    triples = tf.convert_to_tensor(triples, tf.int32)
+    max_length = tf.shape(triples)[1]
+    chunk_start, chunk_end, window_start = (
+        tf.cast(x, tf.int32)[:, None] for x in (chunk_start, chunk_end, window_start))
+    # The encoder sees exactly the elements before the chunk, none of its targets.
+    partial_image = tf_ops.sparse_to_dense(triples, codec, codec.grid, length=chunk_start[:, 0])
+
+    steps = window_start + tf.range(window)[None, :]  # [B, T] sequence index of each slot
+    real = steps < chunk_end
+    rows = tf.gather(triples, tf.minimum(steps, max_length - 1), batch_dims=1)  # [B, T, 3]
+    targets = tf.where(real[..., None], rows, 0)
+    start = tf.constant(start_triple(codec), tf.int32)
+    previous = tf.gather(triples, tf.maximum(window_start - 1, 0), batch_dims=1)  # [B, 1, 3]
+    first_input = tf.where(window_start[..., None] == 0, start, previous)  # [B, 1, 3]
+    inputs = tf.concat([first_input, targets[:, :-1]], axis=1)  # [B, T, 3]
+    from_channel = tf.cast(loss_from_channel, tf.int32)
+    if from_channel.shape.rank:
+        from_channel = from_channel[:, None]
+    in_loss = real & (steps >= chunk_start) & (targets[..., 0] >= from_channel)
+    return {"partial_image": partial_image, "inputs": inputs, "targets": targets,
+            "loss_mask": tf.cast(in_loss, tf.float32)}
 
 
 def make_training_example(
     example: dict, codec: SparseCodec, chunk_size: int, overlap: int, chunk_index,
     loss_from_channel: int = 0,
 ) -> dict:
-    """One training example: target chunk `chunk_index` of one sequence (module docstring).
+    """One training example in dense form: target chunk `chunk_index` of one sequence
+    (module docstring); `chunk_windows` on a batch of one. Training itself ships compact
+    examples (`compact_example`) and builds this on the device.
 
     Args:
       example: {"triples": int32 [L_max, 3] (zero-padded after EOS), "length": int32 [],
@@ -141,52 +236,79 @@ def make_training_example(
       overlap: int. Context elements before the chunk in the decoder window.
       chunk_index: int32 []. k, with k·chunk_size < L.
       loss_from_channel: int. Only targets with channel >= this carry loss (EOS always
-        does): fine-tuning for a forced prefix (docs/design.md §6), e.g. 3 skips the DC band under
-        "bands" (super-resolution), S² skips all of Y under "luma_first" (colorization).
-        0 (default): every target of the chunk.
+        does): fine-tuning for a forced prefix (docs/design.md §6), e.g. 3 skips the DC band
+        under "bands" (super-resolution), S² skips all of Y under "luma_first"
+        (colorization). 0 (default): every target of the chunk.
     Returns:
       {"partial_image": int32 [G, G, C], "inputs": int32 [T, 3], "targets": int32 [T, 3],
        "loss_mask": float32 [T], "loss_tokens": int32 [], "chunk_index": int32 [],
        "window_start": int32 [], "length": int32 [], "content_hw": int32 [2],
        "label": int32 []} with T = chunk_size + overlap.
     """
-    grid = _static_grid(codec)
-    window = chunk_size + overlap
-    triples = tf.convert_to_tensor(example["triples"], tf.int32)  # [L_max, 3]
+    _static_grid(codec)
     length = tf.cast(example["length"], tf.int32)
     k = tf.cast(chunk_index, tf.int32)
-    chunk_start = k * chunk_size
-    tf.debugging.assert_less(
-        chunk_start, length, message="chunk_index must satisfy chunk_index·chunk_size < length"
-    )
-    chunk_end = tf.minimum(chunk_start + chunk_size, length)
-    window_start = tf.maximum(chunk_start - overlap, 0)
-
-    # The encoder sees exactly the elements before the chunk, none of its targets.
-    partial_image = tf_ops.sparse_to_dense(triples, codec, grid, length=chunk_start)
-
-    steps = window_start + tf.range(window)  # [T] sequence index of each window slot
-    real = steps < chunk_end
-    rows = tf.gather(triples, tf.minimum(steps, tf.shape(triples)[0] - 1))  # [T, 3]
-    targets = tf.where(real[:, None], rows, 0)
-    start = tf.constant(start_triple(codec), tf.int32)
-    previous = tf.gather(triples, tf.maximum(window_start - 1, 0))
-    first_input = tf.where(window_start == 0, start, previous)  # [3]
-    inputs = tf.concat([first_input[None], targets[:-1]], axis=0)  # [T, 3]
-    in_loss = real & (steps >= chunk_start) & (targets[:, 0] >= loss_from_channel)
-    loss_mask = tf.cast(in_loss, tf.float32)
-    return {
-        "partial_image": partial_image,
-        "inputs": inputs,
-        "targets": targets,
-        "loss_mask": loss_mask,
-        "loss_tokens": tf.reduce_sum(tf.cast(in_loss, tf.int32)),
+    bounds = chunk_bounds(length, k, chunk_size, overlap)
+    batched = chunk_windows(tf.convert_to_tensor(example["triples"], tf.int32)[None],
+                            *(b[None] for b in bounds), chunk_size + overlap, codec,
+                            loss_from_channel)
+    out = {key: value[0] for key, value in batched.items()}
+    out.update({
+        "loss_tokens": tf.cast(tf.reduce_sum(out["loss_mask"]), tf.int32),
         "chunk_index": k,
-        "window_start": window_start,
+        "window_start": bounds[2],
         "length": length,
         "content_hw": tf.cast(example["content_hw"], tf.int32),
         "label": tf.cast(example["label"], tf.int32),
-    }
+    })
+    return out
+
+
+def compact_example(packed: dict, chunk_index, chunk_size: int, overlap: int,
+                    loss_from_channel: int = 0) -> dict:
+    """One training example in compact form: the packed sequence and its chunk's bounds.
+
+    Args:
+      packed: `compact.pack_sequence`'s dict plus "content_hw" int32 [2], "label" int32 [].
+      chunk_index: int32 []. k, with k·chunk_size < L.
+    Returns:
+      packed's keys plus int32 [] "chunk_index", "chunk_start", "chunk_end",
+      "window_start", "loss_from_channel" and "loss_tokens" (loss-bearing targets, counted
+      here so that the host can budget tokens without the device).
+    """
+    chunk_start, chunk_end, window_start = chunk_bounds(packed["length"], chunk_index,
+                                                        chunk_size, overlap)
+    # Channels never decrease: the first `prefix` elements are exactly those below
+    # loss_from_channel, so the loss tokens are the chunk's elements past that prefix.
+    prefix = compact.prefix_elements(packed["channel_counts"], loss_from_channel)
+    loss_tokens = tf.maximum(chunk_end - tf.maximum(chunk_start, prefix), 0)
+    return {**packed, "chunk_index": tf.cast(chunk_index, tf.int32), "chunk_start": chunk_start,
+            "chunk_end": chunk_end, "window_start": window_start,
+            "loss_from_channel": tf.constant(loss_from_channel, tf.int32),
+            "loss_tokens": loss_tokens}
+
+
+def is_compact(batch: dict) -> bool:
+    """Whether a batch is compact (`chunk_dataset`) rather than dense model inputs."""
+    return "packed" in batch
+
+
+def expand_chunks(batch: dict, layout: compact.SequenceLayout, window: int) -> dict:
+    """A compact batch -> the model's dense inputs, inside the compiled step.
+
+    Args:
+      batch: `chunk_dataset`'s batch (`compact_example`s with a leading batch axis).
+      layout: the sequences' `compact.SequenceLayout` (the model's block size, grid, clip).
+      window: the model's decoder window T.
+    Returns:
+      the batch with `chunk_windows`' "partial_image", "inputs", "targets" and "loss_mask"
+      added (the packed fields stay: the model ignores them).
+    """
+    triples = compact.unpack_sequences(batch["packed"], batch["channel_counts"],
+                                       batch["length"], layout)
+    windows = chunk_windows(triples, batch["chunk_start"], batch["chunk_end"],
+                            batch["window_start"], window, layout, batch["loss_from_channel"])
+    return {**batch, **windows}
 
 
 def chunk_dataset(
@@ -202,13 +324,13 @@ def chunk_dataset(
     drop_remainder: bool = True,
     power: float = 3.0,
     loss_from_channel: int = 0,
+    examples_per_encode: int = 1,
 ) -> tf.data.Dataset:
-    """Sequences -> batches of chunked training examples for `model.fit`.
+    """Sequences -> batches of compact training examples for `model.fit`.
 
-    length filter -> chunk choice -> shuffle -> example -> batch -> prefetch. Shuffling
-    (sequence, chunk index) pairs before building the examples gives the same examples as
-    shuffling afterwards, but the buffer then holds sequences rather than partial images
-    (G·G·C values each, 0.8 MB at R = 256, S = 8).
+    pack -> length policy (each sequence yields `examples_from_sequence` examples) -> chunk
+    choice per example -> shuffle -> chunk bounds -> batch -> prefetch. The dense partial
+    images and windows are built on the device (`expand_chunks`, called by the trainer).
 
     Args:
       sequences: dataset of `encode_dataset` examples (static `triples` shape). Repeat it
@@ -216,29 +338,35 @@ def chunk_dataset(
         redrawn on every pass.
       codec: the `SparseCodec` the sequences were encoded with (with a resolution).
       chunk_size, overlap: target chunk size and decoder context; window T = their sum.
-      batch_size: int. Global batch size.
-      seed: int. Seeds the length filter, chunk choice and shuffle; same seed, same batches.
+      batch_size: int. Batch size of this input pipeline.
+      seed: int. Seeds the length policy, chunk choice and shuffle; same seed, same batches.
       p_min, power: chunk choice `P(k) ∝ max((k+1)^−power, p_min)`.
       l_max: length filter `min(1, L / l_max)`; None disables it.
-      shuffle_buffer: sequences in the shuffle buffer; 0 disables shuffling.
+      shuffle_buffer: examples in the shuffle buffer; 0 disables shuffling. The examples of
+        one sequence arrive together, so it should be several times `examples_per_encode`
+        larger than the batch to spread them over batches.
       drop_remainder: keep every batch the same static size (TPU/XLA).
       loss_from_channel: see `make_training_example`.
+      examples_per_encode: r, the mean number of examples one encoded sequence yields
+        before the length filter (`examples_from_sequence`); 1 is the paper's one chunk
+        per sequence.
     Returns:
-      dataset of dicts as `make_training_example` returns, each with a leading batch axis.
+      dataset of `compact_example` dicts with a leading batch axis.
     """
-    _static_grid(codec)
-    ds = filter_by_length(sequences, l_max, seed)
+    layout = compact.SequenceLayout.of_codec(codec)
+    packed = sequences.map(
+        lambda ex: {**compact.pack_sequence(ex["triples"], ex["length"], layout),
+                    "content_hw": tf.cast(ex["content_hw"], tf.int32),
+                    "label": tf.cast(ex["label"], tf.int32)},
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = repeat_by_length(packed, l_max, seed, examples_per_encode)
     ds = tf.data.Dataset.zip(ds, _seeds(seed + 1)).map(
         lambda ex, s: (ex, sample_chunk_index(ex["length"], chunk_size, p_min, power, s))
     )
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(
-        lambda ex, k: make_training_example(ex, codec, chunk_size, overlap, k,
-                                            loss_from_channel),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    ds = ds.map(lambda ex, k: compact_example(ex, k, chunk_size, overlap, loss_from_channel),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,15 +1,15 @@
 """Whole-sequence log-likelihoods: every chunk scored with its true partial image (docs/design.md §7).
 
-A sequence of L elements (EOS included) is cut into chunks exactly as in training
-(`data.chunking.make_training_example`); chunk k is scored by one forward pass over its
-decoder window, with the partial image of the elements before it. Each element's three
+A sequence of L elements (EOS included) is cut into chunks exactly as in training, by the
+function the training step uses (`data.chunking.chunk_windows`); chunk k is scored by one
+forward pass over its decoder window, with the partial image of the elements before it. Each element's three
 negative log-likelihoods (channel; position and value unless it is EOS) land at its index
 in the sequence, so the sum over a sequence is the model's total NLL of the image.
 """
 
 import tensorflow as tf
 
-from dctformer_tf.data.chunking import make_training_example
+from dctformer_tf.data.chunking import chunk_bounds, chunk_windows
 from dctformer_tf.model.losses import COMPONENTS, element_nll
 
 
@@ -39,19 +39,13 @@ def sequence_nll(model, codec, triples, length, label, chunk_size: int, overlap:
         """Adds chunk k of every sequence; totals: float32 [3, B, L_max]."""
         # Sequences with fewer chunks score their last chunk again, masked out below.
         k_each = tf.minimum(k, num_chunks - 1)  # [B]
-        examples = tf.map_fn(
-            lambda args: make_training_example(
-                {"triples": args[0], "length": args[1], "content_hw": tf.zeros([2], tf.int32),
-                 "label": args[2]},
-                codec, chunk_size, overlap, args[3],
-            ),
-            (triples, length, label, k_each),
-            fn_output_signature=_example_signature(codec, window),
-        )
+        bounds = chunk_bounds(length, k_each, chunk_size, overlap)
+        examples = chunk_windows(triples, *bounds, window, codec)
+        examples["label"] = label
         nll = element_nll(model(examples, training=False), examples["targets"])
         valid = tf.cast(k < num_chunks, tf.float32)[:, None]  # [B, 1]
         weight = examples["loss_mask"] * valid  # [B, T]
-        index = examples["window_start"][:, None] + tf.range(window)[None, :]  # [B, T]
+        index = bounds[2][:, None] + tf.range(window)[None, :]  # [B, T]
         index = tf.minimum(index, max_length - 1)  # masked slots may point past the end
         rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(index))
         scatter_index = tf.stack([rows, index], axis=-1)  # [B, T, 2]
@@ -71,19 +65,3 @@ def sequence_nll(model, codec, triples, length, label, chunk_size: int, overlap:
     )
     return dict(zip(COMPONENTS, tf.unstack(totals), strict=True))
 
-
-def _example_signature(codec, window: int) -> dict:
-    g = codec.grid[0]
-    spec = tf.TensorSpec
-    return {
-        "partial_image": spec([g, g, codec.dct_channels], tf.int32),
-        "inputs": spec([window, 3], tf.int32),
-        "targets": spec([window, 3], tf.int32),
-        "loss_mask": spec([window], tf.float32),
-        "loss_tokens": spec([], tf.int32),
-        "chunk_index": spec([], tf.int32),
-        "window_start": spec([], tf.int32),
-        "length": spec([], tf.int32),
-        "content_hw": spec([2], tf.int32),
-        "label": spec([], tf.int32),
-    }

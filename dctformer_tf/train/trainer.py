@@ -10,6 +10,8 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from dctformer_tf.data.chunking import expand_chunks, is_compact
+from dctformer_tf.data.compact import SequenceLayout
 from dctformer_tf.model import DCTransformer
 from dctformer_tf.model.losses import COMPONENTS, loss_summary
 
@@ -18,8 +20,10 @@ from dctformer_tf.model.losses import COMPONENTS, loss_summary
 class DCTransformerTrainer(DCTransformer):
     """A `DCTransformer` that trains on `data.chunking` batches with `model.fit`.
 
-    The batch is one dict used as `x` (no `y`): the model inputs plus `loss_mask` [B, T]
-    (float, 1 on the targets of the chunk). Under a distribution strategy each replica's
+    The batch is one dict used as `x` (no `y`): either compact (`data.chunking.chunk_dataset`:
+    packed sequences and chunk bounds, expanded here, inside the compiled step, by
+    `expand_chunks`) or already dense (the model inputs plus `loss_mask` [B, T], float, 1 on
+    the targets of the chunk). Under a distribution strategy each replica's
     loss is its nats divided by the *global* number of loss tokens, so the replicas' losses
     add up to the global-batch loss whatever the split (Keras sums replica gradients).
 
@@ -47,6 +51,7 @@ class DCTransformerTrainer(DCTransformer):
         # one addition between the gradients and the update: record the first step whose
         # loss or gradient norm is not finite, for `callbacks.StopOnNonFinite`.
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.model_inputs(x)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
@@ -58,6 +63,18 @@ class DCTransformerTrainer(DCTransformer):
         self.nonfinite.record(loss, gradients, self.optimizer.iterations)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return super().test_step((self.model_inputs(x), y, sample_weight))
+
+    def model_inputs(self, x: dict) -> dict:
+        """The dense model inputs of a batch: compact batches are expanded on the device
+        (the partial images are scattered here, not shipped from the host)."""
+        if not is_compact(x):
+            return x
+        layout = SequenceLayout(self.block_size, self.grid_size, self.clip)
+        return expand_chunks(x, layout, self.window)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         summary = loss_summary(y_pred, x["targets"], x["loss_mask"])  # per local loss token

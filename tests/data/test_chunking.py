@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from dctformer_tf.data import chunking
+from dctformer_tf.data import chunking, compact
 from dctformer_tf.data.shapes import render_shapes
 from dctformer_tf.dct import SparseCodec, np_ops
 from dctformer_tf.model.channel_decoder import start_triple as model_start_triple
@@ -60,6 +60,7 @@ def test_chunk_index_is_reproducible_given_the_seed():
 
 
 def test_length_filter_keep_rate_matches_min_one_l_over_lmax():
+    """With one example per encode, `repeat_by_length` is the keep/drop coin of Eq. 11."""
     l_max = 200
     lengths = np.array([20, 100, 150, 200, 400])
     np.testing.assert_allclose(
@@ -68,13 +69,30 @@ def test_length_filter_keep_rate_matches_min_one_l_over_lmax():
     )
     n = 4000
     ds = tf.data.Dataset.from_tensor_slices({"length": np.repeat(lengths, n).astype(np.int32)})
-    filtered = chunking.filter_by_length(ds, l_max, seed=1).map(lambda ex: ex["length"])
+    filtered = chunking.repeat_by_length(ds, l_max, seed=1).map(lambda ex: ex["length"])
     kept = next(iter(filtered.batch(len(lengths) * n))).numpy()
     for length in lengths:
         p = min(1.0, length / l_max)
         count = np.sum(kept == length)
         assert abs(count - n * p) <= 5 * np.sqrt(n * p * (1 - p)) + 1e-9, (length, count)
-    assert chunking.filter_by_length(ds, None, seed=1) is ds
+    assert chunking.repeat_by_length(ds, None, seed=1) is ds
+
+
+@pytest.mark.parametrize("l_max", [None, 200])
+def test_several_examples_per_encode_keep_the_mean_of_r_times_the_filter(l_max):
+    """r examples per encode: each sequence yields floor(r·q) or one more, mean r·q."""
+    r, n = 3, 3000
+    lengths = np.array([20, 100, 150, 400])
+    ds = tf.data.Dataset.from_tensor_slices({"length": np.repeat(lengths, n).astype(np.int32)})
+    repeated = chunking.repeat_by_length(ds, l_max, seed=2, examples_per_encode=r)
+    got = next(iter(repeated.map(lambda ex: ex["length"]).batch(10 * r * n))).numpy()
+    for length in lengths:
+        q = 1.0 if l_max is None else min(1.0, length / l_max)
+        mean, frac = r * q, r * q - np.floor(r * q)
+        count = np.sum(got == length)
+        assert abs(count - n * mean) <= 5 * np.sqrt(n * frac * (1 - frac)) + 1e-9, (length, count)
+    with pytest.raises(ValueError, match="examples_per_encode must be a positive integer"):
+        chunking.repeat_by_length(ds, l_max, seed=2, examples_per_encode=0)
 
 
 def test_length_filter_reproducible_and_redrawn_each_pass():
@@ -83,9 +101,9 @@ def test_length_filter_reproducible_and_redrawn_each_pass():
     def kept(filtered):
         return list(next(iter(filtered.map(lambda ex: ex["i"]).batch(500))).numpy())
 
-    filtered = chunking.filter_by_length(ds, 100, seed=5)
+    filtered = chunking.repeat_by_length(ds, 100, seed=5)
     first = kept(filtered)
-    assert first == kept(chunking.filter_by_length(ds, 100, seed=5))
+    assert first == kept(chunking.repeat_by_length(ds, 100, seed=5))
     assert first != kept(filtered)  # a second pass draws new coins
 
 
@@ -181,14 +199,16 @@ def test_chunk_dataset_static_batches_reproducible_and_following_the_policy():
     sequence = codec.encode(random_image(rng, 16, 16))
     chunk, overlap, batch = 8, 4, 50
     n = -(-len(sequence) // chunk)
-    sequences = tf.data.Dataset.from_tensors(_padded(sequence, 200, label=2)).repeat(2000)
+    example = _padded(sequence, 200, label=2)
+    sequences = tf.data.Dataset.from_tensors(example).repeat(2000)
 
     ds = chunking.chunk_dataset(sequences, codec, chunk, overlap, batch, seed=4,
                                 shuffle_buffer=64)
     spec = ds.element_spec
-    assert spec["partial_image"].shape == (batch, 2, 2, codec.dct_channels)
-    assert spec["inputs"].shape == spec["targets"].shape == (batch, chunk + overlap, 3)
-    assert spec["loss_mask"].shape == (batch, chunk + overlap)
+    # Compact: the packed sequence and the chunk's bounds, no dense image.
+    assert "partial_image" not in spec
+    assert spec["packed"].shape == (batch, 200, 2) and spec["packed"].dtype == tf.uint8
+    assert spec["channel_counts"].shape == (batch, codec.dct_channels)
     assert spec["label"].shape == (batch,)
 
     batches = list(ds)
@@ -197,6 +217,16 @@ def test_chunk_dataset_static_batches_reproducible_and_following_the_policy():
     weights = np.array([max((k + 1.0) ** -3, 0.1) for k in range(n)])
     counts = np.bincount(indices, minlength=n)
     assert stats.chisquare(counts, len(indices) * weights / weights.sum()).pvalue > 1e-3
+
+    # Expanded (as the trainer does on the device), each example is the dense one.
+    layout = compact.SequenceLayout.of_codec(codec)
+    dense = chunking.expand_chunks(batches[0], layout, chunk + overlap)
+    assert dense["partial_image"].shape == (batch, 2, 2, codec.dct_channels)
+    for i in range(batch):
+        want = chunking.make_training_example(example, codec, chunk, overlap,
+                                              batches[0]["chunk_index"][i])
+        for key, value in want.items():
+            np.testing.assert_array_equal(dense[key][i].numpy(), value.numpy(), err_msg=key)
 
     # Every pass (a Keras epoch) draws new chunks; a rebuilt dataset repeats the first pass.
     second_pass = np.concatenate([b["chunk_index"].numpy() for b in ds])

@@ -8,7 +8,9 @@
 Compile only, nothing runs: each config, in its own process (peak RSS is per process), builds
 `DCTransformerTrainer` in float32 with Adam, then takes the XLA-compiled train step
 (`tf.function(model.train_step, jit_compile=True)`) at batch 1 and the config's window
-(chunk 896 + overlap 128 = 1024), traced once (`get_concrete_function`), then through
+(chunk 896 + overlap 128 = 1024), fed what the input pipeline feeds it (compact examples:
+the packed sequence of `max_length` from gin/data/NAME.gin, expanded inside the step),
+traced once (`get_concrete_function`), then through
 `experimental_get_compiler_ir`:
 - stage "hlo": the TF-to-XLA lowering only (no XLA pass, no code generated);
 - stage "optimized_hlo" (the "compile" column): the lowering again, then the whole XLA:CPU
@@ -42,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from tools.plan_run import GIB, GIN_MODELS, TABLE3, TRAIN_GIN  # noqa: E402
 
+GIN_DATA = ROOT / "gin" / "data"
+
 
 def rss_bytes(field: str) -> int:
     """`VmRSS` (now) or `VmHWM` (peak) of this process."""
@@ -53,35 +57,45 @@ def rss_bytes(field: str) -> int:
 
 
 def model_config(name: str, depth: int | None):
-    """The `ModelConfig` of gin/models/NAME.gin (with gin/runs/train.gin); `depth` keeps the
-    first `depth` blocks of every layer spec."""
+    """The `ModelConfig` of gin/models/NAME.gin (with gin/data/NAME.gin and
+    gin/runs/train.gin) and the run's `RunSettings`; `depth` keeps the first `depth` blocks
+    of every layer spec."""
     import dataclasses
 
     import gin
 
-    from dctformer_tf.train.experiment import gin_model_config
+    from dctformer_tf.train.experiment import build_run_settings, gin_model_config
 
     gin.clear_config()
-    gin.parse_config_files_and_bindings([str(GIN_MODELS / f"{name}.gin"), str(TRAIN_GIN)],
-                                        ["train.model_dir = 'unused'"])  # nothing is written
+    gin.parse_config_files_and_bindings(
+        [str(GIN_MODELS / f"{name}.gin"), str(GIN_DATA / f"{name}.gin"), str(TRAIN_GIN)],
+        ["train.model_dir = 'unused'"])  # nothing is written
     config = gin_model_config()
+    run, _ = build_run_settings()
     if depth:
         specs = {f"{x}_spec": list(getattr(config, f"{x}_spec"))[:depth]
                  for x in ("encoder", "channel", "position", "value")}
         config = dataclasses.replace(config, **specs)
-    return config
+    return config, run
 
 
-def batch_spec(config) -> dict:
-    """Batch 1 of the train step's inputs, as zeros (only their shapes and types matter)."""
+def batch_spec(run) -> dict:
+    """Batch 1 of what the input pipeline feeds the train step, as zeros (only shapes and
+    types matter): compact examples (packed sequences of the run's `max_length` and chunk
+    bounds), which the step itself expands into partial images and windows."""
+    import numpy as np
     import tensorflow as tf
 
-    g, t, c = config.grid_size, config.window, 3 * config.block_size**2
-    spec = {"partial_image": ((1, g, g, c), tf.int32), "inputs": ((1, t, 3), tf.int32),
-            "targets": ((1, t, 3), tf.int32), "loss_mask": ((1, t), tf.float32)}
-    if config.num_classes:
-        spec["label"] = ((1,), tf.int32)
-    return {name: tf.zeros(shape, dtype) for name, (shape, dtype) in spec.items()}
+    from dctformer_tf.data.chunking import chunk_dataset
+
+    empty = np.zeros((run.max_length, 3), np.int32)
+    empty[0] = (run.codec.eos, 0, 0)
+    sequences = tf.data.Dataset.from_tensors({
+        "triples": empty, "length": np.int32(1), "content_hw": np.zeros(2, np.int32),
+        "label": np.int32(0)})
+    spec = chunk_dataset(sequences, run.codec, run.chunking.chunk_size, run.chunking.overlap,
+                         1, seed=0).element_spec
+    return {name: tf.zeros(s.shape, s.dtype) for name, s in spec.items()}
 
 
 def compile_step(name: str, depth: int | None) -> dict:
@@ -94,7 +108,7 @@ def compile_step(name: str, depth: int | None) -> dict:
 
     result = {"config": name, "depth": depth}
     start = time.perf_counter()
-    config = model_config(name, depth)
+    config, run = model_config(name, depth)
     model = DCTransformerTrainer(**config.model_kwargs())
     model.build(config.input_shapes())
     model.compile(optimizer=keras.optimizers.Adam(5e-4))
@@ -102,7 +116,7 @@ def compile_step(name: str, depth: int | None) -> dict:
     result["parameters"] = sum(int(v.shape.num_elements()) for v in model.trainable_variables)
     result["build_s"] = time.perf_counter() - start
     result["rss_after_build_bytes"] = rss_bytes("VmRSS")
-    data = batch_spec(config)
+    data = batch_spec(run)
     step = tf.function(model.train_step, jit_compile=True)
     start = time.perf_counter()
     step.get_concrete_function(data)  # the Python trace; the stages below reuse it
@@ -134,7 +148,7 @@ def planned_bytes(name: str, depth: int | None) -> dict:
     sys.path.insert(0, str(ROOT / "tools"))
     import plan_run
 
-    m = plan_run.model_from_config(name, model_config(name, depth))
+    m = plan_run.model_from_config(name, model_config(name, depth)[0])
     gradients = plan_run.F32 * m.parameters
     return {"planned_activations_bytes": plan_run.predicted_step(m, 1) - gradients,
             "planned_gradients_bytes": gradients}

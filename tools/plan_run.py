@@ -42,6 +42,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GIN_MODELS = ROOT / "gin" / "models"
+GIN_DATA = ROOT / "gin" / "data"
 TRAIN_GIN = ROOT / "gin" / "runs" / "train.gin"
 TABLE3 = ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"]
 GIB = 2**30
@@ -101,14 +102,20 @@ class Model:
     dropout: float
     parameters: int  # count_parameters (analytic)
     paper_batch: int | None = None
+    # The run's sequence buffer (gin/data/NAME.gin): the step is fed compact examples of this
+    # length and expands them itself (docs/design.md §2.4). None: fed dense examples.
+    max_length: int | None = None
+    bytes_per_element: int = 4  # of a packed sequence (`data.compact.SequenceLayout`)
 
     @property
     def hk(self) -> int:
         return self.heads * self.key_size
 
 
-def model_from_config(name: str, config, paper_batch: int | None = None) -> Model:
+def model_from_config(name: str, config, paper_batch: int | None = None,
+                      max_length: int | None = None) -> Model:
     """`Model` of a `dctformer_tf.model.configs.ModelConfig`."""
+    from dctformer_tf.data.compact import SequenceLayout
     from dctformer_tf.model.configs import count_parameters
     from dctformer_tf.model.par_stack import normalize_layer_spec
     from dctformer_tf.model.partial_image_encoder import encoder_grid_size, encoder_padding
@@ -124,30 +131,40 @@ def model_from_config(name: str, config, paper_batch: int | None = None) -> Mode
         channels=3 * config.block_size**2, positions=g**2, values=2 * config.clip + 1,
         encoder_spec=tuple(normalize_layer_spec(config.encoder_spec)),
         decoder_specs=tuple(specs), dropout=config.dropout,
-        parameters=count_parameters(kwargs), paper_batch=paper_batch,
+        parameters=count_parameters(kwargs), paper_batch=paper_batch, max_length=max_length,
+        bytes_per_element=SequenceLayout(config.block_size, g, config.clip).bytes_per_element,
     )
 
 
 def load_table3(names: list[str]) -> list[Model]:
-    """The `Model` of each gin/models/NAME.gin with gin/runs/train.gin, and its paper batch."""
+    """The `Model` of each gin/models/NAME.gin with gin/data/NAME.gin and gin/runs/train.gin,
+    its paper batch and its sequence buffer."""
     import gin
 
     from dctformer_tf.train.experiment import gin_model_config
 
     models = []
     for name in names:
-        path = GIN_MODELS / f"{name}.gin"
-        if not path.exists():
-            raise SystemExit(f"plan_run: no model file {path} (Table 3 configs: "
-                             f"{', '.join(TABLE3)})")
-        gin.clear_config()
-        # train.gin requires a model_dir; nothing is written
-        gin.parse_config_files_and_bindings([str(path), str(TRAIN_GIN)],
-                                            ["train.model_dir = 'unused'"])
+        parse_run_files(name)
         batch = gin.query_parameter("%BATCH_SIZE")
-        models.append(model_from_config(name, gin_model_config(), batch))
+        max_length = gin.query_parameter("build_sequences.max_length")
+        models.append(model_from_config(name, gin_model_config(), batch, max_length))
     gin.clear_config()
     return models
+
+
+def parse_run_files(name: str) -> None:
+    """Parses gin/models/NAME.gin, gin/data/NAME.gin and gin/runs/train.gin (nothing is
+    written: train.model_dir is a placeholder)."""
+    import gin
+
+    path = GIN_MODELS / f"{name}.gin"
+    if not path.exists():
+        raise SystemExit(f"plan_run: no model file {path} (Table 3 configs: "
+                         f"{', '.join(TABLE3)})")
+    gin.clear_config()
+    gin.parse_config_files_and_bindings([str(path), str(GIN_DATA / f"{name}.gin"),
+                                         str(TRAIN_GIN)], ["train.model_dir = 'unused'"])
 
 
 # ----------------------------------------------------------------------------------------
@@ -221,9 +238,19 @@ def stacks(m: Model) -> list[tuple[str, int]]:
 def outside_residuals(m: Model, a: int) -> dict:
     """What lies outside the residuals (bytes per sample)."""
     t, n = m.window, m.tokens
+    # partial image int32 [G, G, C]; inputs and targets int32 [T, 3]; loss mask [T]
+    dense_inputs = INT32 * (m.grid**2 * m.channels + 2 * 3 * t + t)
+    if m.max_length:
+        inputs = {
+            # packed sequence uint8 [L, b], int16 channel counts [C], a few int32 scalars
+            "input batch": m.max_length * m.bytes_per_element + 2 * m.channels + 10 * INT32,
+            # built in the step: the unpacked triples int32 [L, 3], then the dense inputs
+            "input expansion": INT32 * 3 * m.max_length + dense_inputs,
+        }
+    else:
+        inputs = {"input batch": dense_inputs}
     return {
-        # partial image int32 [G, G, C]; inputs and targets int32 [T, 3]; loss mask [T]
-        "input batch": INT32 * (m.grid**2 * m.channels + 2 * 3 * t + t),
+        **inputs,
         # the scaled, zero-padded partial image [G', G', C], read by the conv kernel's gradient
         "encoder input": a * m.padded_grid**2 * m.channels,
         # encoder: stack output and its layer norm [N, D] (the decoders' context); each
@@ -478,6 +505,130 @@ def plans_json(models: list[Model], accelerator: Accelerator, headroom: float) -
 
 
 # ----------------------------------------------------------------------------------------
+# The input side (docs/design.md §2.4): what the hosts send and how much encoding feeds a step.
+
+# CPU milliseconds the tf.data encoder (`data/pipeline.py`) spends per megapixel of canvas,
+# measured with `--measure-encode` on photo canvases at the LSUN geometry (384², S = 8, q75)
+# on the project's 2-core CPU machine (docs/benchmarks.md, "Input pipeline"). Encoding cost is
+# close to linear in pixels; `--measure-encode` measures every config's own geometry instead.
+ENCODE_CPU_MS_PER_MEGAPIXEL = 60.0
+
+
+def example_bytes(run) -> dict:
+    """Bytes of one dense example (`make_training_example`, what the pipeline used to send)
+    and one compact example (`chunk_dataset`, what it sends), at the run's full sizes, read
+    from the datasets' element specs: nothing is encoded."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dctformer_tf.data import chunking, compact
+
+    empty = np.zeros((run.max_length, 3), np.int32)
+    empty[0] = (run.codec.eos, 0, 0)
+    sequences = tf.data.Dataset.from_tensors({
+        "triples": empty, "length": np.int32(1), "content_hw": np.zeros(2, np.int32),
+        "label": np.int32(0)})
+    chunk, overlap = run.chunking.chunk_size, run.chunking.overlap
+    dense = sequences.map(
+        lambda ex: chunking.make_training_example(ex, run.codec, chunk, overlap, 0)).batch(1)
+    packed = chunking.chunk_dataset(sequences, run.codec, chunk, overlap, 1, seed=0)
+    before, after = (compact.example_bytes(d.element_spec) for d in (dense, packed))
+    return {"dense_bytes": before, "compact_bytes": after, "ratio": after / before}
+
+
+def run_input_settings(name: str) -> tuple:
+    """(RunSettings, l_max, examples_per_encode, assumed mean length, paper batch) of NAME."""
+    import gin
+
+    from dctformer_tf.train.experiment import build_run_settings
+
+    parse_run_files(name)
+    run, _ = build_run_settings()
+    values = {}
+    for key, binding, default in [("l_max", "build_chunks.l_max", None),
+                                  ("r", "build_chunks.examples_per_encode", 1),
+                                  ("mean_length", "%ASSUMED_MEAN_LENGTH", None),
+                                  ("batch", "%BATCH_SIZE", None)]:
+        try:
+            values[key] = gin.query_parameter(binding)
+        except ValueError:
+            values[key] = default
+    gin.clear_config()
+    if values["mean_length"] is None:
+        raise SystemExit(f"plan_run: gin/data/{name}.gin sets no ASSUMED_MEAN_LENGTH (the mean "
+                         "sequence length the input plan assumes)")
+    return run, values["l_max"], values["r"], values["mean_length"], values["batch"]
+
+
+def measure_encode_seconds(run, num: int = 8) -> float:
+    """CPU seconds per image of the tf.data encoder at the run's geometry, on photo canvases
+    (`tests/photos.py`, scikit-image's photos), after a warm-up pass."""
+    import time
+
+    import numpy as np
+    import tensorflow as tf
+
+    from dctformer_tf.data.pipeline import encode_dataset
+    from tests.photos import photo_canvases
+
+    images = photo_canvases(run.codec.resolution, num, seed=1)
+    source = tf.data.Dataset.from_tensor_slices({"image": images,
+                                                 "label": np.zeros(num, np.int32)})
+    sequences = encode_dataset(source, run.codec, run.max_length, on_overflow="skip")
+    for _ in sequences:  # traces and compiles the encoder
+        pass
+    cpu = time.process_time()
+    for _ in sequences:
+        pass
+    return (time.process_time() - cpu) / num
+
+
+def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: float,
+               measure: bool = False) -> dict:
+    """The input side of config NAME: bytes per example, encodes per example (the paper's
+    one per encode, and this run's `examples_per_encode`), CPU cost per example and the host
+    cores that feed `steps_per_second` steps of the paper batch."""
+    run, l_max, r, mean_length, batch = run_input_settings(name)
+    # E[min(1, L / l_max)] = E[L] / l_max when every kept L <= l_max (max_length = l_max).
+    keep = min(1.0, mean_length / l_max) if l_max else 1.0
+    megapixels = run.codec.resolution**2 / 1e6
+    encode_s = (measure_encode_seconds(run) if measure
+                else encode_ms_per_megapixel * megapixels / 1e3)
+    plan = {"resolution": run.codec.resolution, "max_length": run.max_length, "l_max": l_max,
+            "assumed_mean_length": mean_length, "mean_keep_probability": keep,
+            "examples_per_encode": r, "encode_cpu_s": encode_s,
+            "encode_cost": "measured" if measure else f"{encode_ms_per_megapixel:g} ms/MP",
+            "paper_batch": batch, "steps_per_second": steps_per_second,
+            **example_bytes(run)}
+    for key, per_encode in (("paper", 1), ("this_run", r)):
+        encodes = 1.0 / (per_encode * keep)
+        plan[f"{key}_encodes_per_example"] = encodes
+        plan[f"{key}_cpu_s_per_example"] = encodes * encode_s
+        plan[f"{key}_host_cores"] = steps_per_second * batch * encodes * encode_s
+    return plan
+
+
+def print_input_plans(plans: dict) -> None:
+    first = next(iter(plans.values()))
+    print()
+    print(f"Input side at {first['steps_per_second']:g} steps/s of the paper batch; encoding "
+          f"cost {first['encode_cost']}. Paper: one example per encode; this run: "
+          "build_chunks.examples_per_encode (r).")
+    print(f"{'config':<13}{'dense B/ex':>12}{'compact B/ex':>13}{'ratio':>7}{'mean L':>8}"
+          f"{'keep':>6}{'r':>3}{'enc/ex':>14}{'CPU ms/ex':>14}{'host cores':>16}")
+    for name, p in plans.items():
+        print(f"{name:<13}{p['dense_bytes']:>12,}{p['compact_bytes']:>13,}{p['ratio']:>7.3f}"
+              f"{p['assumed_mean_length']:>8}{p['mean_keep_probability']:>6.2f}"
+              f"{p['examples_per_encode']:>3}"
+              f"{p['paper_encodes_per_example']:>7.2f}{p['this_run_encodes_per_example']:>7.2f}"
+              f"{1e3 * p['paper_cpu_s_per_example']:>7.1f}"
+              f"{1e3 * p['this_run_cpu_s_per_example']:>7.1f}"
+              f"{p['paper_host_cores']:>8.1f}{p['this_run_host_cores']:>8.1f}")
+    print("(enc/ex, CPU ms/ex, host cores: paper, then this run; encoding only, without "
+          "reading and decoding the source images)")
+
+
+# ----------------------------------------------------------------------------------------
 # Validation against the CPU: small configs, one XLA train step each, in its own process.
 
 _SMALL = dict(block_size=8, clip=1200, num_heads=2, conv_kernel=4, conv_stride=2,
@@ -597,6 +748,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the smallest listed accelerator and settings per config")
     parser.add_argument("--validate", action="store_true",
                         help="compare the activation model with measured CPU memory")
+    parser.add_argument("--steps-per-second", type=float, default=1.0,
+                        help="input side: train steps per second to feed (default 1)")
+    parser.add_argument("--encode-ms-per-megapixel", type=float,
+                        default=ENCODE_CPU_MS_PER_MEGAPIXEL,
+                        help="input side: encoder CPU ms per canvas megapixel "
+                        f"(default {ENCODE_CPU_MS_PER_MEGAPIXEL:g}, measured here)")
+    parser.add_argument("--measure-encode", action="store_true",
+                        help="input side: measure the encoder on this host at every config's "
+                        "geometry instead")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if (args.replicas is None) != (args.memory_gib is None):
@@ -605,6 +765,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--replicas must be >= 1 and --memory-gib > 0")
     if not 0 <= args.headroom < 1:
         parser.error("--headroom must be in [0, 1)")
+    if args.steps_per_second <= 0 or args.encode_ms_per_megapixel <= 0:
+        parser.error("--steps-per-second and --encode-ms-per-megapixel must be > 0")
     return args
 
 
@@ -626,12 +788,18 @@ def main(argv=None) -> None:
         accelerator = Accelerator(f"{args.replicas}x{args.memory_gib:g}GiB", args.replicas,
                                   args.memory_gib)
     models = load_table3(args.config)
+    inputs = {m.name: input_plan(m.name, args.steps_per_second, args.encode_ms_per_megapixel,
+                                 args.measure_encode) for m in models}
     if args.json:
-        print(json.dumps(plans_json(models, accelerator, args.headroom), indent=1))
+        plans = plans_json(models, accelerator, args.headroom)
+        for name, plan in inputs.items():
+            plans["configs"][name]["input"] = plan
+        print(json.dumps(plans, indent=1))
     elif args.smallest:
         print_smallest(models, args.headroom)
     else:
         print_plans(models, accelerator, args.headroom)
+        print_input_plans(inputs)
 
 
 if __name__ == "__main__":

@@ -152,10 +152,21 @@ def repeat_by_length(sequences: tf.data.Dataset, l_max, seed: int,
     counted = tf.data.Dataset.zip(sequences, _seeds(seed)).map(
         lambda ex, s: (ex, examples_from_sequence(ex["length"], l_max, examples_per_encode, s)))
     if examples_per_encode == 1:
-        # A filter, not a flat_map: keeps the dataset's cardinality logic simple and cheap.
-        return counted.filter(lambda ex, n: n > 0).map(lambda ex, n: ex)
-    return counted.flat_map(
-        lambda ex, n: tf.data.Dataset.from_tensors(ex).repeat(tf.cast(n, tf.int64)))
+        # A filter, not a flat_map: the paper's length filter, as cheap as before.
+        return counted.filter(_has_examples).map(_sequence_of)
+    return counted.flat_map(_repeated)
+
+
+def _has_examples(example, count):
+    return count > 0
+
+
+def _sequence_of(example, count):
+    return example
+
+
+def _repeated(example, count):
+    return tf.data.Dataset.from_tensors(example).repeat(tf.cast(count, tf.int64))
 
 
 def chunk_bounds(length, chunk_index, chunk_size: int, overlap: int) -> tuple:

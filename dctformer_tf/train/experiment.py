@@ -175,15 +175,20 @@ def build_chunks(
     l_max: int | None = None,
     shuffle_buffer: int = 1024,
     loss_from_channel: int = 0,
+    examples_per_encode: int = 1,
 ) -> tf.data.Dataset:
-    """Sequences (repeated forever) -> batches of training chunks (`data.chunking`), on the
-    run's chunking.
+    """Sequences (repeated forever) -> batches of compact training chunks (`data.chunking`),
+    on the run's chunking.
 
     loss_from_channel > 0 restricts the loss to the non-prefix part of each sequence
-    (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`)."""
+    (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`).
+    examples_per_encode > 1 draws that many chunks (on average, before the length filter)
+    from each encoded sequence: the same (length, chunk) distribution for fewer encodes
+    (gin/data/*.gin set it for the Table 3 runs)."""
     chunks = chunk_dataset(sequences.repeat(), run.codec, run.chunking.chunk_size,
                            run.chunking.overlap, batch_size, seed, p_min=p_min, l_max=l_max,
-                           shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel)
+                           shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel,
+                           examples_per_encode=examples_per_encode)
     # Generated and in-memory sources have no files to shard by: shard the batches instead.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

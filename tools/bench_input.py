@@ -1,0 +1,101 @@
+"""The training input pipeline at paper scale, measured on this host (docs/benchmarks.md,
+"Input pipeline").
+
+1. Host->device bytes per training example for every Table 3 config: the dense example the
+   pipeline used to ship (int32 partial image [G, G, C] and windows, `make_training_example`)
+   against the compact one it ships now (`chunk_dataset`: packed sequence and chunk bounds).
+   Read from the datasets' element specs at the configs' full sizes; nothing is encoded.
+2. Encodes per training example at LSUN-like lengths: photo canvases (random resized crops of
+   the scikit-image photos, `tests/photos.py: photo_canvases`) at the LSUN geometry (384²,
+   S = 8, q75), through the real pipeline (encoder, `max_length` and `l_max` of
+   gin/data/lsun.gin, length filter, chunk choice), one pass: encodes / examples, for one
+   example per encode (the paper's pipeline) and for `--examples_per_encode`.
+3. Host cost: wall seconds and process CPU seconds per encode and per example of that pass.
+
+Usage: python tools/bench_input.py [--num 96] [--examples_per_encode 8] [--json]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.photos
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dctformer_tf.data import chunking  # noqa: E402
+from dctformer_tf.data.compact import SequenceLayout  # noqa: E402
+from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
+from tools.plan_run import TABLE3, example_bytes, run_input_settings  # noqa: E402
+
+
+def encode_pass(images: np.ndarray, run, l_max, examples_per_encode: int) -> dict:
+    """One pass of the real pipeline over `images`: encodes, examples, lengths and costs."""
+    source = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": np.zeros(len(images), np.int32)})
+    sequences = encode_dataset(source, run.codec, run.max_length, on_overflow="skip")
+    lengths = np.array([int(ex["length"]) for ex in sequences])  # warms the graphs up too
+    chunks = chunking.chunk_dataset(sequences, run.codec, run.chunking.chunk_size,
+                                    run.chunking.overlap, 16, seed=0, l_max=l_max,
+                                    drop_remainder=False,
+                                    examples_per_encode=examples_per_encode)
+    start, cpu = time.perf_counter(), time.process_time()
+    examples = sum(int(batch["chunk_index"].shape[0]) for batch in chunks)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    mean_q = float(np.mean(np.minimum(1.0, lengths / l_max))) if l_max else 1.0
+    return {"examples_per_encode": examples_per_encode, "images": len(images),
+            "kept": len(lengths), "examples": examples,
+            "encodes_per_example": len(images) / max(examples, 1),
+            "expected_encodes_per_example": 1.0 / (examples_per_encode * mean_q),
+            "mean_length": float(lengths.mean()), "mean_keep_probability": mean_q,
+            "wall_s_per_encode": wall / len(images), "cpu_s_per_encode": cpu / len(images),
+            "cpu_s_per_example": cpu / max(examples, 1)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=96, help="photo canvases to encode")
+    parser.add_argument("--examples_per_encode", type=int, default=8)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from tests.photos import photo_canvases
+
+    settings = {name: run_input_settings(name) for name in TABLE3}
+    sizes = {}
+    for name, (run, *_) in settings.items():
+        layout = SequenceLayout.of_codec(run.codec)
+        sizes[name] = {**example_bytes(run), "bytes_per_element": layout.bytes_per_element,
+                       "max_length": run.max_length}
+    run, l_max = settings["lsun"][:2]
+    images = photo_canvases(run.codec.resolution, args.num, seed=0)
+    passes = [encode_pass(images, run, l_max, r)
+              for r in sorted({1, args.examples_per_encode})]
+    result = {"bytes": sizes, "lsun_passes": passes, "cpu_count": os.cpu_count()}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print("Host->device bytes per training example (full Table 3 sizes):")
+    print(f"{'config':<13}{'dense':>12}{'compact':>12}{'ratio':>8}{'B/elem':>8}{'max_len':>9}")
+    for name, s in sizes.items():
+        print(f"{name:<13}{s['dense_bytes']:>12,}{s['compact_bytes']:>12,}{s['ratio']:>8.3f}"
+              f"{s['bytes_per_element']:>8}{s['max_length']:>9}")
+    print(f"\nLSUN geometry ({run.codec.resolution}², S={run.codec.block_size}, "
+          f"q{run.codec.quality}), {args.num} photo canvases, one pass, "
+          f"{os.cpu_count()} CPU cores:")
+    print(f"{'r':>3}{'kept':>6}{'examples':>10}{'enc/ex':>8}{'expected':>10}{'mean L':>8}"
+          f"{'mean q':>8}{'ms/enc (wall)':>15}{'CPU ms/ex':>11}")
+    for p in passes:
+        print(f"{p['examples_per_encode']:>3}{p['kept']:>6}{p['examples']:>10}"
+              f"{p['encodes_per_example']:>8.3f}{p['expected_encodes_per_example']:>10.3f}"
+              f"{p['mean_length']:>8.0f}{p['mean_keep_probability']:>8.3f}"
+              f"{1e3 * p['wall_s_per_encode']:>15.1f}{1e3 * p['cpu_s_per_example']:>11.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -73,6 +73,25 @@ def test_train_step_has_no_float64_and_no_host_op(trainer_and_batch):
     assert _graph_violations(concrete) == []
 
 
+def test_train_step_on_compact_batches_has_no_float64_and_no_host_op(trainer_and_batch):
+    """What the input pipeline feeds: the step unpacks and scatters on the device."""
+    from dctformer_tf.data.chunking import chunk_dataset
+    from dctformer_tf.dct import SparseCodec
+
+    model, _ = trainer_and_batch
+    codec = SparseCodec(resolution=CONFIG.resolution, clip=CONFIG.clip)
+    empty = np.zeros((300, 3), np.int32)
+    empty[0] = (codec.eos, 0, 0)
+    sequences = tf.data.Dataset.from_tensors({"triples": empty, "length": np.int32(1),
+                                              "content_hw": np.zeros(2, np.int32),
+                                              "label": np.int32(0)})
+    batch = next(iter(chunk_dataset(sequences.repeat(), codec, CONFIG.chunk_size,
+                                    CONFIG.chunk_overlap, 2, seed=0)))
+    assert "partial_image" not in batch
+    concrete = tf.function(model.train_step).get_concrete_function(batch)
+    assert _graph_violations(concrete) == []
+
+
 def test_score_and_sample_steps_have_no_float64_and_no_host_op(trainer_and_batch):
     """The score signature, and the sampler's per-chunk step (what runs on the device, once
     per chunk). The pixels of finished samples are decoded after the loop in float64, for

@@ -4,6 +4,7 @@
 - `image_folder_dataset`: a folder of image files, label from the first-level sub-folder.
 - `tfds_dataset`: any prepared TFDS image dataset; never downloads unless asked to.
 - `get_source`: one name for all three, as configs spell it.
+- `Shard`: the part of a source one input pipeline reads (multi-worker training, §4).
 
 Labels are int32 class ids; a source without labels gives 0 everywhere and no class names.
 """
@@ -14,6 +15,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import re
 import threading
 
 import numpy as np
@@ -29,11 +31,69 @@ FOLDER_PREFIX = "folder:"
 
 
 # ---------------------------------------------------------------------------------------------
+# shards
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` of a source: what one input pipeline reads.
+
+    Under a multi-worker strategy each worker (TPU host) builds its own input pipeline; each
+    reading and encoding only its shard, the pipelines together read every example once per
+    epoch instead of each encoding the whole source to keep 1/count of it (docs/design.md §4).
+    Sources cut their first `num_examples` first, then shard what is left: a folder takes
+    every `count`-th file from `index`, `shapes` and TFDS a contiguous range (`bounds`, the
+    arithmetic of `tfds.even_splits`). Shard sizes differ by at most one.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        for field in ("index", "count"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"Shard.{field} must be an int, got {value!r}")
+        if self.count < 1:
+            raise ValueError(f"Shard.count must be at least 1, got {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"Shard.index must be in [0, {self.count}) for Shard.count = "
+                             f"{self.count}, got {self.index}")
+
+    def __str__(self) -> str:
+        return f"shard {self.index} of {self.count}"
+
+    def bounds(self, num: int) -> tuple[int, int]:
+        """`[start, stop)` of this shard's contiguous part of `num` items; the first
+        `num % count` shards hold one item more."""
+        base, extra = divmod(num, self.count)
+        start = self.index * base + min(self.index, extra)
+        return start, start + base + int(self.index < extra)
+
+    def check_fits(self, num: int, source: str, what: str = "examples") -> None:
+        """Raises ValueError when `num` items leave some shard empty.
+
+        Every shard raises, not only the empty ones: a worker that went on alone would wait
+        for the others in its first collective forever.
+        """
+        if num < self.count:
+            raise ValueError(
+                f"{source} has {num} {what}, fewer than its {self.count} shards (one per "
+                f"input pipeline, i.e. per worker), so at least one shard would be empty "
+                f"(this is {self}); use at most {num} workers or more data"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
 # shapes
 
 
 def shapes_dataset(
-    split: str = "train", num_examples: int | None = None, start: int = 0, size: int = 64
+    split: str = "train",
+    num_examples: int | None = None,
+    start: int = 0,
+    size: int = 64,
+    shard: Shard | None = None,
 ) -> tf.data.Dataset:
     """The embedded `shapes` data: examples `start ... start + num_examples − 1` of `split`.
 
@@ -42,12 +102,17 @@ def shapes_dataset(
       num_examples: how many; None = the rest of the split (1,000,000 for "train").
       start: index of the first example within the split.
       size: image side in pixels.
+      shard: only this shard's contiguous part of those examples (`Shard.bounds`).
 
     Returns:
       A finite, deterministic dataset of `{"image": uint8 [size, size, 3], "label": int32 []}`
       with label ids into `shapes.SHAPE_CLASSES`.
     """
     first, end = split_seed_range(split, num_examples, start)
+    if shard is not None:
+        shard.check_fits(end - first, f"shapes split {split!r} (num_examples={num_examples})")
+        lo, hi = shard.bounds(end - first)
+        first, end = first + lo, first + hi
     seeds = tf.data.Dataset.range(first, end)
     return seeds.map(lambda seed: shapes_example(seed, size), num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -204,7 +269,11 @@ def _scan(root: str, images: list[str], ignored: list[str], num_threads: int | N
 
 
 def image_folder_dataset(
-    root: str | os.PathLike, shuffle_files: bool = False, seed: int = 0
+    root: str | os.PathLike,
+    shuffle_files: bool = False,
+    seed: int = 0,
+    num_examples: int | None = None,
+    shard: Shard | None = None,
 ) -> tuple[tf.data.Dataset, FolderInfo]:
     """A folder of image files as a dataset (layout and validation: `scan_image_folder`).
 
@@ -212,22 +281,36 @@ def image_folder_dataset(
       root: the folder.
       shuffle_files: reshuffle the file order every epoch (the whole list: it is only names).
       seed: seed of that shuffle.
+      num_examples: only the first N files (sorted paths); None = all.
+      shard: only this shard's files of those, `files[index::count]`: names are free to
+        deal out, and striding mixes the class sub-folders into every shard.
 
     Returns:
       The dataset of `{"image": uint8 [H, W, 3], "label": int32 []}`, whose images keep their
       own sizes (static shape [None, None, 3]); and the `FolderInfo`.
     """
     info = scan_image_folder(root)
-    files = tf.data.Dataset.from_tensor_slices(
-        (list(info.files), np.asarray(info.labels, dtype=np.int32))
-    )
+    paths, labels = _folder_shard(info, num_examples, shard)
+    files = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, dtype=np.int32)))
     if shuffle_files:
-        files = files.shuffle(len(info.files), seed=seed, reshuffle_each_iteration=True)
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     dataset = files.map(
         lambda path, label: {"image": load_image_tf(path), "label": label},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset, info
+
+
+def _folder_shard(
+    info: FolderInfo, num_examples: int | None, shard: Shard | None
+) -> tuple[list[str], list[int]]:
+    """The paths and labels a folder dataset reads: the first `num_examples`, then `shard`'s."""
+    paths, labels = list(info.files[:num_examples]), list(info.labels[:num_examples])
+    if shard is None:
+        return paths, labels
+    shard.check_fits(len(paths), f"image folder {info.root!r} (num_examples={num_examples})",
+                     "image files")
+    return paths[shard.index :: shard.count], labels[shard.index :: shard.count]
 
 
 def load_image_tf(path: tf.Tensor) -> tf.Tensor:
@@ -281,6 +364,8 @@ def tfds_dataset(
     image_key: str = "image",
     label_key: str | None = "label",
     shuffle_files: bool = False,
+    num_examples: int | None = None,
+    shard: Shard | None = None,
 ) -> tf.data.Dataset:
     """A TFDS image dataset as `{"image": uint8 [H, W, 3], "label": int32 []}`.
 
@@ -297,12 +382,17 @@ def tfds_dataset(
       image_key: the image feature.
       label_key: the label feature, or None.
       shuffle_files: let TFDS shuffle the order of its record files.
+      num_examples: only the first N examples of `split`; None = all.
+      shard: only this shard's part of those (`tfds.even_splits`), read from its own
+        records: the other shards' examples are never read.
 
     Raises:
-      ValueError: unknown dataset name, no such image feature, or a label that is not a scalar.
+      ValueError: unknown dataset name, no such image feature, a label that is not a scalar,
+        or a shard that would be empty.
       FileNotFoundError: not prepared in `data_dir` and `download` is False.
     """
-    return _tfds_source(name, split, data_dir, download, image_key, label_key, shuffle_files)[0]
+    return _tfds_source(name, split, data_dir, download, image_key, label_key, shuffle_files,
+                        num_examples, shard)[0]
 
 
 def _tfds_source(
@@ -313,6 +403,8 @@ def _tfds_source(
     image_key: str = "image",
     label_key: str | None = "label",
     shuffle_files: bool = False,
+    num_examples: int | None = None,
+    shard: Shard | None = None,
 ) -> tuple[tf.data.Dataset, tuple[str, ...]]:
     """`tfds_dataset` and the class names (empty when the labels have none)."""
     # Imported here: tensorflow_datasets takes a second to import and only this source needs it.
@@ -350,8 +442,39 @@ def _tfds_source(
         label = tf.cast(example[label_key], tf.int32) if has_label else tf.constant(0, tf.int32)
         return {"image": to_rgb_uint8_tf(example[image_key]), "label": label}
 
-    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    read_split = _tfds_shard_split(name, split, builder.info.splits, num_examples, shard)
+    dataset = builder.as_dataset(split=read_split, shuffle_files=shuffle_files)
+    if shard is None and num_examples is not None:
+        dataset = dataset.take(num_examples)
     return dataset.map(standardize, num_parallel_calls=tf.data.AUTOTUNE), class_names
+
+
+def _tfds_shard_split(name: str, split: str, splits, num_examples: int | None,
+                      shard: Shard | None):
+    """The TFDS split that reads `shard`'s part of the first `num_examples` of `split`.
+
+    Unsharded, `split` itself (the caller takes the first examples). Sharded, the cut goes
+    into the split as `split[:N]` before `tfds.even_splits`, so that every shard slices the
+    same N examples; TFDS cannot slice a split expression again ("train[:10%][:N]").
+
+    Args:
+      splits: the builder's `tfds.core.SplitDict` (example counts of split expressions).
+    """
+    if shard is None:
+        return split
+    import tensorflow_datasets as tfds
+
+    total = splits[split].num_examples
+    if num_examples is not None and num_examples < total:
+        if not re.fullmatch(r"\w+", split):
+            raise ValueError(
+                f"TFDS dataset {name!r}: cannot cut the split expression {split!r} to its "
+                f"first {num_examples} examples before sharding it ({shard}); put the cut "
+                "into the split expression and leave num_examples unset"
+            )
+        split, total = f"{split}[:{num_examples}]", num_examples
+    shard.check_fits(total, f"TFDS dataset {name!r} split {split!r}")
+    return tfds.even_splits(split, shard.count)[shard.index]
 
 
 def to_rgb_uint8_tf(image: tf.Tensor) -> tf.Tensor:
@@ -401,9 +524,12 @@ def _not_prepared_message(name: str, builder) -> str:
 
 
 def get_source(
-    name: str, split: str = "train", **kwargs
+    name: str, split: str = "train", shard: Shard | None = None, **kwargs
 ) -> tuple[tf.data.Dataset, tuple[str, ...]]:
     """The source a config names, as (dataset, class names).
+
+    Every source takes `num_examples` (only the first N examples of the split) and `shard`
+    (only that shard's part of those, `Shard`); None reads them all.
 
     - "shapes" → `shapes_dataset(split, **kwargs)`.
     - "folder:PATH", or an existing folder, or a string that looks like a path ("/…", "./…",
@@ -416,12 +542,14 @@ def get_source(
       (label i is `class_names[i]`; empty for unlabelled sources, whose labels are all 0).
 
     Raises:
-      ValueError: empty name; unknown TFDS name.
+      ValueError: empty name; unknown TFDS name; fewer examples than `shard.count` (a shard
+        would be empty).
       FileNotFoundError: a folder that does not exist; a TFDS dataset that is not prepared.
       TypeError: keyword arguments the chosen source does not take.
     """
     if not name or not name.strip():
         raise ValueError("empty source name; expected 'shapes', 'folder:PATH' or a TFDS name")
+    kwargs["shard"] = shard
     if name == "shapes":
         return shapes_dataset(split, **kwargs), SHAPE_CLASSES
     if name.startswith(FOLDER_PREFIX) or os.path.isdir(name) or name.startswith(("/", ".", "~")):

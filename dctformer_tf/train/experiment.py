@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 
 import gin
 import keras
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from dctformer_tf.data.chunking import Chunking, chunk_dataset
 from dctformer_tf.data.pipeline import encode_dataset
-from dctformer_tf.data.sources import get_source
+from dctformer_tf.data.sources import Shard, get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.runs import (
@@ -55,6 +56,12 @@ log = logging.getLogger("dctformer_tf.train")
 DAMAGED_CHECKPOINT = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
                       tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError,
                       IndexError)
+
+# Input pipeline i draws its chunks and shuffles with seed + i * PIPELINE_SEED_STRIDE: pipeline
+# 0 keeps the run's seed (single-worker runs are unchanged), and the others stay clear of the
+# small offsets the run itself adds to its seed (+1 for eval, + epoch on resuming, +1 inside
+# the chunking).
+PIPELINE_SEED_STRIDE = 1_000_003
 
 
 @gin.configurable
@@ -121,19 +128,31 @@ class SequenceSource:
     on_overflow: str = "error"
     cache: bool = False
 
-    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None):
-        """Encoded sequences of `split` (`data.pipeline.encode_dataset`)."""
+    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None,
+                shard: Shard | None = None) -> tf.data.Dataset:
+        """Encoded sequences of `split`: `images(split, num_examples, shard)`, encoded."""
+        sequences = self.encode(self.images(split, num_examples, shard), codec)
+        return sequences.cache() if self.cache else sequences
+
+    def images(self, split: str, num_examples: int | None = None,
+               shard: Shard | None = None) -> tf.data.Dataset:
+        """The images of `split`, `{"image": uint8 [H, W, 3], "label": int32 []}`: the first
+        `num_examples` (None: `self.num_examples` for the training split,
+        `self.num_eval_examples` for any other), then only `shard`'s part of them (None: all).
+
+        The source itself cuts and shards (`data.sources.get_source`), so a pipeline never
+        decodes the other shards' images.
+        """
         if num_examples is None:
             is_train = split == self.data.train_split
             num_examples = self.num_examples if is_train else self.num_eval_examples
-        kwargs = self.data.source_kwargs()
-        if self.data.source == "shapes" and num_examples is not None:
-            kwargs["num_examples"] = num_examples
-        images, _ = get_source(self.data.source, split, **kwargs)
-        if num_examples is not None:
-            images = images.take(num_examples)
-        sequences = encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow)
-        return sequences.cache() if self.cache else sequences
+        images, _ = get_source(self.data.source, split, shard=shard, num_examples=num_examples,
+                               **self.data.source_kwargs())
+        return images
+
+    def encode(self, images: tf.data.Dataset, codec: SparseCodec) -> tf.data.Dataset:
+        """Images -> padded sparse sequences (`data.pipeline.encode_dataset`)."""
+        return encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow)
 
 
 @gin.configurable("build_sequences")
@@ -185,14 +204,73 @@ def build_chunks(
     examples_per_encode > 1 draws that many chunks (on average, before the length filter)
     from each encoded sequence: the same (length, chunk) distribution for fewer encodes
     (gin/data/*.gin set it for the Table 3 runs)."""
-    chunks = chunk_dataset(sequences.repeat(), run.codec, run.chunking.chunk_size,
-                           run.chunking.overlap, batch_size, seed, p_min=p_min, l_max=l_max,
-                           shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel,
-                           examples_per_encode=examples_per_encode)
-    # Generated and in-memory sources have no files to shard by: shard the batches instead.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return chunks.with_options(options)
+    return chunk_dataset(sequences.repeat(), run.codec, run.chunking.chunk_size,
+                         run.chunking.overlap, batch_size, seed, p_min=p_min, l_max=l_max,
+                         shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel,
+                         examples_per_encode=examples_per_encode)
+
+
+def sharded_input(sequences: SequenceSource, run: RunSettings, split: str, batch_size: int,
+                  seed: int) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+    """The input function `train` gives `strategy.distribute_datasets_from_function`.
+
+    Each input pipeline (one per worker process, or per TPU host) reads and encodes only
+    its shard of `split` (`pipeline_sequences`) and chunks it with a seed of its own, so
+    the workers together encode every image once per epoch and draw different chunks.
+    Hence no autosharding: the datasets it returns are already one worker's.
+
+    Args:
+      batch_size: the global batch; each pipeline batches per replica.
+      seed: the run's seed for this input (`pipeline_seed` derives each pipeline's).
+
+    Returns:
+      fn(context) -> endless dataset of training chunks (`build_chunks`) in batches of
+      `context.get_per_replica_batch_size(batch_size)`.
+    """
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        data = pipeline_sequences(sequences, run.codec, split, context)
+        return build_chunks(data, run, context.get_per_replica_batch_size(batch_size),
+                            pipeline_seed(seed, context.input_pipeline_id))
+
+    return dataset_fn
+
+
+def pipeline_sequences(sequences: SequenceSource, codec: SparseCodec, split: str,
+                       context: tf.distribute.InputContext) -> tf.data.Dataset:
+    """One epoch of the encoded sequences of `split` that one input pipeline reads."""
+    return sequences.dataset(codec, split, shard=pipeline_shard(context))
+
+
+def pipeline_shard(context: tf.distribute.InputContext) -> Shard | None:
+    """The part of the source one input pipeline reads: all of it (None) when it is the only
+    pipeline, else shard `input_pipeline_id` of `num_input_pipelines`."""
+    if context.num_input_pipelines == 1:
+        return None
+    return Shard(context.input_pipeline_id, context.num_input_pipelines)
+
+
+def pipeline_seed(seed: int, pipeline_id: int) -> int:
+    """Input pipeline `pipeline_id`'s chunking and shuffle seed; pipeline 0 keeps `seed`."""
+    return seed + PIPELINE_SEED_STRIDE * pipeline_id
+
+
+def local_input_contexts(strategy: tf.distribute.Strategy) -> list[tf.distribute.InputContext]:
+    """The `InputContext` of each input pipeline this process builds under `strategy`: the one
+    whole-source pipeline of a single-worker strategy, this worker's under
+    MultiWorkerMirroredStrategy, one per host under TPUStrategy (one client builds them all).
+
+    TensorFlow has no public call for them, so the strategy is asked to distribute a
+    placeholder dataset (nothing is read) and the contexts it hands out are kept.
+    """
+    contexts = []
+
+    def record(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        contexts.append(context)
+        return tf.data.Dataset.from_tensors([0])
+
+    strategy.distribute_datasets_from_function(record)
+    return contexts
 
 
 @gin.configurable
@@ -227,7 +305,9 @@ def train(
     Args:
       model_dir: where checkpoints, TensorBoard logs and the run settings go.
       strategy: "default" | "one_device" | "mirrored" | "multi_worker" | "tpu".
-      batch_size: global batch size (a multiple of the number of replicas).
+      batch_size: global batch size (a multiple of the number of replicas). Each worker's
+        input pipeline reads and encodes only its shard of the data and batches per
+        replica (`sharded_input`).
       learning_rate: peak learning rate after linear warmup; cosine decay to 0 at the end.
       total_steps / tokens: run length in steps, or as a budget of loss-bearing tokens
         (converted to steps with the mean loss tokens per batch, measured on the data;
@@ -271,10 +351,10 @@ def train(
     model_dir = prepare_model_dir(model_dir, dist)
 
     log.info("Building dataset...")
-    train_sequences = sequences.dataset(run.codec, run.data.train_split)
-    check_not_empty(sequences, run.codec)
+    for context in local_input_contexts(dist):
+        check_not_empty(sequences, run.codec, pipeline_shard(context))
     if tokens is not None:
-        total_steps = steps_for_tokens(tokens, build_chunks(train_sequences, run, batch_size, seed))
+        total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
 
     log.info("Building model...")
     with dist.scope():
@@ -287,12 +367,14 @@ def train(
     log.info("Model: %s parameters", f"{model.count_params():,}")
     check_free_disk(model_dir, model)
     initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
-    # A resumed run draws new chunks and batches instead of replaying the first ones.
-    train_chunks = build_chunks(train_sequences, run, batch_size, seed + initial_epoch)
+    # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
+    # run draws new chunks and batches instead of replaying the first ones.
+    train_chunks = dist.distribute_datasets_from_function(
+        sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch))
     eval_chunks = None
     if eval_steps:
-        eval_chunks = build_chunks(sequences.dataset(run.codec, run.data.eval_split), run,
-                                   batch_size, seed + 1)
+        eval_chunks = dist.distribute_datasets_from_function(
+            sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
 
     callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
                                record_run(model_dir, run), tokens)
@@ -334,6 +416,19 @@ def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
         model_dir = os.path.join(model_dir, f"worker_{strategy.cluster_resolver.task_id}_scratch")
     os.makedirs(model_dir, exist_ok=True)
     return model_dir
+
+
+def budget_chunks(sequences: SequenceSource, run: RunSettings, batch_size: int,
+                  seed: int) -> tf.data.Dataset:
+    """Global batches of chunks of the whole training split, to measure the token budget on.
+
+    Every worker must run the same number of steps (one that stops early leaves the others
+    waiting in a collective), so every worker measures the same data, the unsharded source
+    with the run's seed, and not its own shard. Uncached: reading a cache partly would
+    discard it.
+    """
+    whole = dataclasses.replace(sequences, cache=False).dataset(run.codec, run.data.train_split)
+    return build_chunks(whole, run, batch_size, seed)
 
 
 def steps_for_tokens(tokens: float, chunks: tf.data.Dataset) -> int:
@@ -414,15 +509,18 @@ def check_free_disk(model_dir: str, model) -> None:
                       f"of this model need about {need / 1e9:.2f} GB")
 
 
-def check_not_empty(sequences: SequenceSource, codec: SparseCodec) -> None:
-    """Fails, naming the source, when the training split yields no sequence. Encodes at most
-    one image, outside any cache (reading a cached dataset partly would discard the cache)."""
-    first = 1 if sequences.num_examples is None else min(1, sequences.num_examples)
-    uncached = dataclasses.replace(sequences, cache=False)
+def check_not_empty(sequences: SequenceSource, codec: SparseCodec,
+                    shard: Shard | None = None) -> None:
+    """Fails, naming the source, when `shard` of the training split (None: all of it) yields
+    no sequence; a shard left empty by too many workers fails in the source, naming the
+    shard. Encodes at most one image, outside any cache (reading a cached dataset partly
+    would discard the cache)."""
     data = sequences.data
-    if not any(True for _ in uncached.dataset(codec, data.train_split, first)):
-        raise ValueError(f"data source {data.source!r} split {data.train_split!r} yields no "
-                         "images")
+    first = sequences.images(data.train_split, shard=shard).take(1)
+    if not any(True for _ in sequences.encode(first, codec)):
+        where = "" if shard is None else f" ({shard})"
+        raise ValueError(f"data source {data.source!r} split {data.train_split!r}{where} "
+                         "yields no images")
 
 
 def record_run(model_dir: str, run: RunSettings) -> str:

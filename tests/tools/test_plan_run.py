@@ -146,3 +146,29 @@ def test_argument_errors_say_what_is_wrong(argv, message, capsys):
 def test_unknown_config_names_the_table3_files():
     with pytest.raises(SystemExit, match="no model file .*nope.gin.*lsun, ffhq"):
         plan_run.main(["--config", "nope"])
+
+
+def test_input_side_of_every_table3_config(capsys):
+    """Input plan (docs/design.md §2.4): compact examples at most 1/8 of dense ones at the
+    LSUN and FFHQ geometries, encodes per example = 1 / (r · E[min(1, L / l_max)]) from the
+    data file's assumed mean length, and host cores = steps/s · batch · CPU s per example."""
+    plan_run.main(["--json", "--steps-per-second", "2", "--encode-ms-per-megapixel", "50"])
+    configs = json.loads(capsys.readouterr().out)["configs"]
+    for name, config in configs.items():
+        p = config["input"]
+        keep = min(1.0, p["assumed_mean_length"] / p["l_max"])
+        assert p["mean_keep_probability"] == pytest.approx(keep)
+        assert p["paper_encodes_per_example"] == pytest.approx(1 / keep)
+        assert p["this_run_encodes_per_example"] == pytest.approx(
+            1 / (p["examples_per_encode"] * keep))
+        assert p["encode_cpu_s"] == pytest.approx(50e-3 * p["resolution"] ** 2 / 1e6)
+        assert p["this_run_host_cores"] == pytest.approx(
+            2 * config["paper_batch"] * p["this_run_encodes_per_example"] * p["encode_cpu_s"])
+        assert p["compact_bytes"] < p["dense_bytes"], name
+    for name in ("lsun", "ffhq"):
+        assert configs[name]["input"]["ratio"] <= 1 / 8
+        assert configs[name]["input"]["this_run_encodes_per_example"] <= 0.5
+    # The LSUN dense example by hand: int32 [48, 48, 192] image, two [1024, 3] windows, a
+    # [1024] mask, content size [2] and five scalars.
+    assert configs["lsun"]["input"]["dense_bytes"] == 4 * (48 * 48 * 192 + 6 * 1024 + 1024
+                                                           + 2 + 5)

@@ -1,4 +1,5 @@
-"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 []}` (docs/design.md §2).
+"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 [],
+"name": string []}` (docs/design.md §2).
 
 - `shapes_dataset`: the embedded `shapes` data (`data/shapes.py`), static shape [64, 64, 3].
 - `image_folder_dataset`: a folder of image files, label from the first-level sub-folder.
@@ -6,6 +7,8 @@
 - `get_source`: one name for all three, as configs spell it.
 
 Labels are int32 class ids; a source without labels gives 0 everywhere and no class names.
+`name` says which image an example is, so that a log line can point at it (an over-long
+sequence, `data.pipeline`): the file path, the TFDS record id, or "shapes/<split>/<seed>".
 """
 
 from __future__ import annotations
@@ -44,12 +47,18 @@ def shapes_dataset(
       size: image side in pixels.
 
     Returns:
-      A finite, deterministic dataset of `{"image": uint8 [size, size, 3], "label": int32 []}`
-      with label ids into `shapes.SHAPE_CLASSES`.
+      A finite, deterministic dataset of `{"image": uint8 [size, size, 3], "label": int32 [],
+      "name": string []}` with label ids into `shapes.SHAPE_CLASSES` and names
+      "shapes/<split>/<seed>".
     """
     first, end = split_seed_range(split, num_examples, start)
     seeds = tf.data.Dataset.range(first, end)
-    return seeds.map(lambda seed: shapes_example(seed, size), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def example(seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        name = tf.strings.join([f"shapes/{split}/", tf.strings.as_string(seed)])
+        return {**shapes_example(seed, size), "name": name}
+
+    return seeds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def shapes_example(seed: tf.Tensor, size: int = 64) -> dict[str, tf.Tensor]:
@@ -214,8 +223,9 @@ def image_folder_dataset(
       seed: seed of that shuffle.
 
     Returns:
-      The dataset of `{"image": uint8 [H, W, 3], "label": int32 []}`, whose images keep their
-      own sizes (static shape [None, None, 3]); and the `FolderInfo`.
+      The dataset of `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}` (the
+      file's path), whose images keep their own sizes (static shape [None, None, 3]); and
+      the `FolderInfo`.
     """
     info = scan_image_folder(root)
     files = tf.data.Dataset.from_tensor_slices(
@@ -224,7 +234,7 @@ def image_folder_dataset(
     if shuffle_files:
         files = files.shuffle(len(info.files), seed=seed, reshuffle_each_iteration=True)
     dataset = files.map(
-        lambda path, label: {"image": load_image_tf(path), "label": label},
+        lambda path, label: {"image": load_image_tf(path), "label": label, "name": path},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset, info
@@ -282,7 +292,8 @@ def tfds_dataset(
     label_key: str | None = "label",
     shuffle_files: bool = False,
 ) -> tf.data.Dataset:
-    """A TFDS image dataset as `{"image": uint8 [H, W, 3], "label": int32 []}`.
+    """A TFDS image dataset as `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}`,
+    the name being the record's TFDS id ("<dataset>-<split>.tfrecord-<shard>__<index>").
 
     Greyscale images are tiled to 3 channels, RGBA is composited on grey 128 and 16-bit images
     are scaled to 8 bits (`to_rgb_uint8_tf`). A dataset without the feature `label_key` (or
@@ -348,9 +359,12 @@ def _tfds_source(
 
     def standardize(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         label = tf.cast(example[label_key], tf.int32) if has_label else tf.constant(0, tf.int32)
-        return {"image": to_rgb_uint8_tf(example[image_key]), "label": label}
+        return {"image": to_rgb_uint8_tf(example[image_key]), "label": label,
+                "name": example["tfds_id"]}
 
-    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    # add_tfds_id: each record's id, the image's name in log lines.
+    dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files,
+                                 read_config=tfds.ReadConfig(add_tfds_id=True))
     return dataset.map(standardize, num_parallel_calls=tf.data.AUTOTUNE), class_names
 
 
@@ -412,8 +426,9 @@ def get_source(
     - anything else → `tfds_dataset(name, split, **kwargs)`.
 
     Returns:
-      The dataset of `{"image": uint8 [H, W, 3], "label": int32 []}` and the class names
-      (label i is `class_names[i]`; empty for unlabelled sources, whose labels are all 0).
+      The dataset of `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}` and
+      the class names (label i is `class_names[i]`; empty for unlabelled sources, whose
+      labels are all 0).
 
     Raises:
       ValueError: empty name; unknown TFDS name.

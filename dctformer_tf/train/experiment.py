@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from dctformer_tf.data.chunking import Chunking, chunk_dataset
-from dctformer_tf.data.pipeline import encode_dataset
+from dctformer_tf.data.pipeline import OverlongLog, encode_dataset
 from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
@@ -121,8 +121,10 @@ class SequenceSource:
     on_overflow: str = "error"
     cache: bool = False
 
-    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None):
-        """Encoded sequences of `split` (`data.pipeline.encode_dataset`)."""
+    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None,
+                overlong: OverlongLog | None = None):
+        """Encoded sequences of `split` (`data.pipeline.encode_dataset`); with
+        on_overflow="skip", `overlong` records the images skipped."""
         if num_examples is None:
             is_train = split == self.data.train_split
             num_examples = self.num_examples if is_train else self.num_eval_examples
@@ -132,7 +134,8 @@ class SequenceSource:
         images, _ = get_source(self.data.source, split, **kwargs)
         if num_examples is not None:
             images = images.take(num_examples)
-        sequences = encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow)
+        sequences = encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow,
+                                   overlong=overlong)
         return sequences.cache() if self.cache else sequences
 
 
@@ -266,8 +269,9 @@ def train(
     model_dir = prepare_model_dir(model_dir, dist)
 
     log.info("Building dataset...")
-    train_sequences = sequences.dataset(run.codec, run.data.train_split)
-    check_not_empty(sequences, run.codec)
+    overlong = OverlongLog()  # training images skipped as longer than max_length
+    train_sequences = sequences.dataset(run.codec, run.data.train_split, overlong=overlong)
+    check_not_empty(sequences, run.codec, overlong)
     if tokens is not None:
         total_steps = steps_for_tokens(tokens, build_chunks(train_sequences, run, batch_size, seed))
 
@@ -290,7 +294,7 @@ def train(
                                    batch_size, seed + 1)
 
     callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
-                               record_run(model_dir, run), tokens)
+                               record_run(model_dir, run), tokens, overlong)
     if is_chief(dist):
         callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
                                           sample_every, sample_num, sample_max_chunks, seed,
@@ -306,7 +310,17 @@ def train(
     )
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
              float(model.tokens_seen.numpy()))
+    log_overlong(overlong, sequences)
     return history
+
+
+def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:
+    """The run's last line on over-long images: how many training images were skipped."""
+    if sequences.on_overflow != "skip":
+        return  # one would have stopped the run
+    level = logging.WARNING if overlong.count else logging.INFO
+    log.log(level, "Skipped %d training images longer than max_length=%d%s", overlong.count,
+            sequences.max_length, " (named above)" if overlong.count else "")
 
 
 def check_run_length(total_steps: int | None, tokens: float | None, steps_per_epoch: int,
@@ -409,15 +423,20 @@ def check_free_disk(model_dir: str, model) -> None:
                       f"of this model need about {need / 1e9:.2f} GB")
 
 
-def check_not_empty(sequences: SequenceSource, codec: SparseCodec) -> None:
-    """Fails, naming the source, when the training split yields no sequence. Encodes at most
-    one image, outside any cache (reading a cached dataset partly would discard the cache)."""
-    first = 1 if sequences.num_examples is None else min(1, sequences.num_examples)
+def check_not_empty(sequences: SequenceSource, codec: SparseCodec,
+                    overlong: OverlongLog | None = None) -> None:
+    """Fails, naming the source, when the training split yields no sequence. Reads up to the
+    first sequence, outside any cache (reading a cached dataset partly would discard the
+    cache): one image, or more when the first ones are skipped as over-long (`overlong`
+    records them)."""
     uncached = dataclasses.replace(sequences, cache=False)
     data = sequences.data
-    if not any(True for _ in uncached.dataset(codec, data.train_split, first)):
+    first = uncached.dataset(codec, data.train_split, overlong=overlong).take(1)
+    if not any(True for _ in first):
+        skipped = overlong is not None and overlong.count
+        over = f" within max_length={sequences.max_length}" if skipped else ""
         raise ValueError(f"data source {data.source!r} split {data.train_split!r} yields no "
-                         "images")
+                         f"images{over}")
 
 
 def record_run(model_dir: str, run: RunSettings) -> str:
@@ -430,13 +449,19 @@ def record_run(model_dir: str, run: RunSettings) -> str:
 
 
 def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
-                   gin_text: str, tokens: float | None) -> list:
+                   gin_text: str, tokens: float | None,
+                   overlong: OverlongLog | None = None) -> list:
     """Divergence stop, checkpoints, TensorBoard scalars and the token budget, each reading
     the device only every `log_every` steps or at epoch ends. Resuming is
     the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
-    optimizer, and after a kill they can disagree (docs/design.md §4)."""
+    optimizer, and after a kill they can disagree (docs/design.md §4). `overlong`'s count
+    goes to TensorBoard as `data/overlong_skipped`: the images the input pipeline has
+    skipped so far (it reads ahead of the step, and counts each image once)."""
+    host_scalars = {}
+    if overlong is not None:
+        host_scalars["data/overlong_skipped"] = lambda: overlong.count
     callbacks = [StopOnNonFinite(manager, log_every), CheckpointEveryEpoch(manager),
-                 TensorBoardScalars(log_dir, log_every, gin_text)]
+                 TensorBoardScalars(log_dir, log_every, gin_text, host_scalars)]
     if tokens is not None:
         callbacks.append(StopAtTokenBudget(tokens, log_every))
     return callbacks

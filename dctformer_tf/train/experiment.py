@@ -318,9 +318,10 @@ def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:
     """The run's last line on over-long images: how many training images were skipped."""
     if sequences.on_overflow != "skip":
         return  # one would have stopped the run
-    level = logging.WARNING if overlong.count else logging.INFO
-    log.log(level, "Skipped %d training images longer than max_length=%d%s", overlong.count,
-            sequences.max_length, " (named above)" if overlong.count else "")
+    count = overlong.count
+    log.log(logging.WARNING if count else logging.INFO,
+            "Skipped %d training image%s longer than max_length=%d%s", count,
+            "" if count == 1 else "s", sequences.max_length, " (named above)" if count else "")
 
 
 def check_run_length(total_steps: int | None, tokens: float | None, steps_per_epoch: int,

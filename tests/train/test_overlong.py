@@ -49,7 +49,7 @@ def test_a_skipped_image_is_named_and_counted(tmp_path, photo_folder, caplog):
     assert named == [f"Skipping image {noise}: its sparse sequence has {noise_length} elements "
                      f"(EOS included), more than max_length={MAX_LENGTH}"]  # once, though read often
     done = next(i for i, m in enumerate(messages) if m.startswith("Done at step 2"))
-    assert messages[done + 1] == (f"Skipped 1 training images longer than "
+    assert messages[done + 1] == (f"Skipped 1 training image longer than "
                                   f"max_length={MAX_LENGTH} (named above)")
 
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "train"),

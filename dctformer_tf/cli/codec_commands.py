@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from dctformer_tf.dct import SparseCodec
 
 
-def add_codec_arguments(parser):
+def add_codec_arguments(parser, resolution_required: bool = False):
+    """The codec's flags; `resolution_required` for commands whose numbers depend on the canvas
+    (sequence lengths)."""
     parser.add_argument("--quality", type=int, default=CODEC["quality"],
                         help="IJG quality in [1, 100]")
     parser.add_argument("--block-size", type=int, default=CODEC["block_size"],
@@ -23,8 +25,12 @@ def add_codec_arguments(parser):
                         help="channel order: " + " | ".join(ORDERS))
     parser.add_argument("--value-encoding", default=CODEC["value_encoding"],
                         help=" | ".join(VALUE_ENCODINGS))
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="canvas side R (long side resized to R); default: keep the size")
+    if resolution_required:
+        parser.add_argument("--resolution", type=int, required=True,
+                            help="canvas side R (long side resized to R)")
+    else:
+        parser.add_argument("--resolution", type=int, default=None,
+                            help="canvas side R (long side resized to R); default: keep the size")
 
 
 DEFAULT_CLIP = {8: 1200, 16: 3200, 32: 4000}

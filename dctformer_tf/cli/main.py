@@ -16,13 +16,14 @@ from dctformer_tf.cli import (
     conditional_commands,
     evaluate_commands,
     export_commands,
+    lengths_commands,
     logs,
     sample_commands,
     train_commands,
 )
 
-COMMAND_MODULES = (codec_commands, train_commands, export_commands, sample_commands,
-                   conditional_commands, evaluate_commands)
+COMMAND_MODULES = (codec_commands, lengths_commands, train_commands, export_commands,
+                   sample_commands, conditional_commands, evaluate_commands)
 VERBOSE_HELP = ("show TensorFlow's C++ logs and every library's INFO lines "
                 "(default: dctformer's progress lines and warnings only)")
 

@@ -2,7 +2,7 @@
 graph that turns images into sparse DCT sequences."""
 
 from dctformer_tf.data.image_io import ImageLoadError, decode_image_bytes, load_image
-from dctformer_tf.data.pipeline import encode_dataset
+from dctformer_tf.data.pipeline import OverlongLog, encode_dataset, encode_lengths
 from dctformer_tf.data.shapes import (
     SHAPE_CLASSES,
     Scene,
@@ -21,10 +21,12 @@ from dctformer_tf.data.sources import (
 __all__ = [
     "SHAPE_CLASSES",
     "ImageLoadError",
+    "OverlongLog",
     "Scene",
     "Shape",
     "decode_image_bytes",
     "encode_dataset",
+    "encode_lengths",
     "get_source",
     "image_folder_dataset",
     "load_image",

@@ -1,4 +1,5 @@
-"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 []}` (docs/design.md §2).
+"""Image sources as `tf.data` datasets of `{"image": uint8 [H, W, 3], "label": int32 [],
+"name": string []}` (docs/design.md §2).
 
 - `shapes_dataset`: the embedded `shapes` data (`data/shapes.py`), static shape [64, 64, 3].
 - `image_folder_dataset`: a folder of image files, label from the first-level sub-folder.
@@ -7,6 +8,8 @@
 - `Shard`: the part of a source one input pipeline reads (multi-worker training, §4).
 
 Labels are int32 class ids; a source without labels gives 0 everywhere and no class names.
+`name` says which image an example is, so that a log line can point at it (an over-long
+sequence, `data.pipeline`): the file path, the TFDS record id, or "shapes/<split>/<seed>".
 """
 
 from __future__ import annotations
@@ -105,8 +108,9 @@ def shapes_dataset(
       shard: only this shard's contiguous part of those examples (`Shard.bounds`).
 
     Returns:
-      A finite, deterministic dataset of `{"image": uint8 [size, size, 3], "label": int32 []}`
-      with label ids into `shapes.SHAPE_CLASSES`.
+      A finite, deterministic dataset of `{"image": uint8 [size, size, 3], "label": int32 [],
+      "name": string []}` with label ids into `shapes.SHAPE_CLASSES` and names
+      "shapes/<split>/<seed>".
     """
     first, end = split_seed_range(split, num_examples, start)
     if shard is not None:
@@ -114,7 +118,12 @@ def shapes_dataset(
         lo, hi = shard.bounds(end - first)
         first, end = first + lo, first + hi
     seeds = tf.data.Dataset.range(first, end)
-    return seeds.map(lambda seed: shapes_example(seed, size), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def example(seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        name = tf.strings.join([f"shapes/{split}/", tf.strings.as_string(seed)])
+        return {**shapes_example(seed, size), "name": name}
+
+    return seeds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def shapes_example(seed: tf.Tensor, size: int = 64) -> dict[str, tf.Tensor]:
@@ -286,8 +295,9 @@ def image_folder_dataset(
         deal out, and striding mixes the class sub-folders into every shard.
 
     Returns:
-      The dataset of `{"image": uint8 [H, W, 3], "label": int32 []}`, whose images keep their
-      own sizes (static shape [None, None, 3]); and the `FolderInfo`.
+      The dataset of `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}` (the
+      file's path), whose images keep their own sizes (static shape [None, None, 3]); and
+      the `FolderInfo`.
     """
     info = scan_image_folder(root)
     paths, labels = _folder_shard(info, num_examples, shard)
@@ -295,7 +305,7 @@ def image_folder_dataset(
     if shuffle_files:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     dataset = files.map(
-        lambda path, label: {"image": load_image_tf(path), "label": label},
+        lambda path, label: {"image": load_image_tf(path), "label": label, "name": path},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset, info
@@ -367,7 +377,8 @@ def tfds_dataset(
     num_examples: int | None = None,
     shard: Shard | None = None,
 ) -> tf.data.Dataset:
-    """A TFDS image dataset as `{"image": uint8 [H, W, 3], "label": int32 []}`.
+    """A TFDS image dataset as `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}`,
+    the name being the record's TFDS id ("<dataset>-<split>.tfrecord-<shard>__<index>").
 
     Greyscale images are tiled to 3 channels, RGBA is composited on grey 128 and 16-bit images
     are scaled to 8 bits (`to_rgb_uint8_tf`). A dataset without the feature `label_key` (or
@@ -440,10 +451,13 @@ def _tfds_source(
 
     def standardize(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         label = tf.cast(example[label_key], tf.int32) if has_label else tf.constant(0, tf.int32)
-        return {"image": to_rgb_uint8_tf(example[image_key]), "label": label}
+        return {"image": to_rgb_uint8_tf(example[image_key]), "label": label,
+                "name": example["tfds_id"]}
 
     read_split = _tfds_shard_split(name, split, builder.info.splits, num_examples, shard)
-    dataset = builder.as_dataset(split=read_split, shuffle_files=shuffle_files)
+    # add_tfds_id: each record's id, the image's name in log lines.
+    dataset = builder.as_dataset(split=read_split, shuffle_files=shuffle_files,
+                                 read_config=tfds.ReadConfig(add_tfds_id=True))
     if shard is None and num_examples is not None:
         dataset = dataset.take(num_examples)
     return dataset.map(standardize, num_parallel_calls=tf.data.AUTOTUNE), class_names
@@ -538,8 +552,9 @@ def get_source(
     - anything else → `tfds_dataset(name, split, **kwargs)`.
 
     Returns:
-      The dataset of `{"image": uint8 [H, W, 3], "label": int32 []}` and the class names
-      (label i is `class_names[i]`; empty for unlabelled sources, whose labels are all 0).
+      The dataset of `{"image": uint8 [H, W, 3], "label": int32 [], "name": string []}` and
+      the class names (label i is `class_names[i]`; empty for unlabelled sources, whose
+      labels are all 0).
 
     Raises:
       ValueError: empty name; unknown TFDS name; fewer examples than `shard.count` (a shard

@@ -120,13 +120,18 @@ class TensorBoardScalars(StepCallback):
       log_dir: str. TensorBoard directory (events go to `log_dir/train` and `log_dir/eval`).
       every_steps: int. Batch-level logging interval.
       gin_text: str or None. The operative gin config, written as markdown text at step 0.
+      host_scalars: dict tag -> function returning a float, for values the host holds (such
+        as `data/overlong_skipped`, images the input pipeline has skipped so far); written
+        to `log_dir/train` at the same interval and at every epoch end.
     """
 
-    def __init__(self, log_dir: str, every_steps: int = 10, gin_text: str | None = None):
+    def __init__(self, log_dir: str, every_steps: int = 10, gin_text: str | None = None,
+                 host_scalars: dict | None = None):
         super().__init__()
         self.log_dir = log_dir
         self.every_steps = every_steps
         self.gin_text = gin_text
+        self.host_scalars = dict(host_scalars or {})
         self._train_writer = None
         self._eval_writer = None
 
@@ -148,9 +153,16 @@ class TensorBoardScalars(StepCallback):
                 if name in logs and math.isfinite(float(logs[name])):
                     tf.summary.scalar(f"train/{name}", float(logs[name]))
             tf.summary.scalar("train/learning_rate", float(self.model.optimizer.learning_rate))
+        self._write_host_scalars()
+
+    def _write_host_scalars(self) -> None:
+        with self._train_writer.as_default(step=self.step):
+            for tag, value in self.host_scalars.items():
+                tf.summary.scalar(tag, float(value()))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        self._write_host_scalars()
         with self._eval_writer.as_default(step=self.step):
             for name in TRAIN_SCALARS:
                 if f"val_{name}" in logs:

@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from dctformer_tf.data.chunking import Chunking, chunk_dataset
-from dctformer_tf.data.pipeline import encode_dataset
+from dctformer_tf.data.pipeline import OverlongLog, encode_dataset
 from dctformer_tf.data.sources import Shard, get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
@@ -129,16 +129,19 @@ class SequenceSource:
     cache: bool = False
 
     def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None,
-                shard: Shard | None = None) -> tf.data.Dataset:
-        """Encoded sequences of `split`: `images(split, num_examples, shard)`, encoded."""
-        sequences = self.encode(self.images(split, num_examples, shard), codec)
+                shard: Shard | None = None, overlong: OverlongLog | None = None
+                ) -> tf.data.Dataset:
+        """Encoded sequences of `split`: `images(split, num_examples, shard)`, encoded; with
+        on_overflow="skip", `overlong` records the images skipped."""
+        sequences = self.encode(self.images(split, num_examples, shard), codec, overlong)
         return sequences.cache() if self.cache else sequences
 
     def images(self, split: str, num_examples: int | None = None,
                shard: Shard | None = None) -> tf.data.Dataset:
-        """The images of `split`, `{"image": uint8 [H, W, 3], "label": int32 []}`: the first
-        `num_examples` (None: `self.num_examples` for the training split,
-        `self.num_eval_examples` for any other), then only `shard`'s part of them (None: all).
+        """The images of `split`, `{"image": uint8 [H, W, 3], "label": int32 [], "name":
+        string []}`: the first `num_examples` (None: `self.num_examples` for the training
+        split, `self.num_eval_examples` for any other), then only `shard`'s part of them
+        (None: all).
 
         The source itself cuts and shards (`data.sources.get_source`), so a pipeline never
         decodes the other shards' images.
@@ -150,9 +153,11 @@ class SequenceSource:
                                **self.data.source_kwargs())
         return images
 
-    def encode(self, images: tf.data.Dataset, codec: SparseCodec) -> tf.data.Dataset:
+    def encode(self, images: tf.data.Dataset, codec: SparseCodec,
+               overlong: OverlongLog | None = None) -> tf.data.Dataset:
         """Images -> padded sparse sequences (`data.pipeline.encode_dataset`)."""
-        return encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow)
+        return encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow,
+                              overlong=overlong)
 
 
 @gin.configurable("build_sequences")
@@ -211,7 +216,8 @@ def build_chunks(
 
 
 def sharded_input(sequences: SequenceSource, run: RunSettings, split: str, batch_size: int,
-                  seed: int) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+                  seed: int, overlong: OverlongLog | None = None
+                  ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """The input function `train` gives `strategy.distribute_datasets_from_function`.
 
     Each input pipeline (one per worker process, or per TPU host) reads and encodes only
@@ -229,7 +235,7 @@ def sharded_input(sequences: SequenceSource, run: RunSettings, split: str, batch
     """
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        data = pipeline_sequences(sequences, run.codec, split, context)
+        data = pipeline_sequences(sequences, run.codec, split, context, overlong)
         return build_chunks(data, run, context.get_per_replica_batch_size(batch_size),
                             pipeline_seed(seed, context.input_pipeline_id))
 
@@ -237,9 +243,10 @@ def sharded_input(sequences: SequenceSource, run: RunSettings, split: str, batch
 
 
 def pipeline_sequences(sequences: SequenceSource, codec: SparseCodec, split: str,
-                       context: tf.distribute.InputContext) -> tf.data.Dataset:
+                       context: tf.distribute.InputContext,
+                       overlong: OverlongLog | None = None) -> tf.data.Dataset:
     """One epoch of the encoded sequences of `split` that one input pipeline reads."""
-    return sequences.dataset(codec, split, shard=pipeline_shard(context))
+    return sequences.dataset(codec, split, shard=pipeline_shard(context), overlong=overlong)
 
 
 def pipeline_shard(context: tf.distribute.InputContext) -> Shard | None:
@@ -351,8 +358,9 @@ def train(
     model_dir = prepare_model_dir(model_dir, dist)
 
     log.info("Building dataset...")
+    overlong = OverlongLog()  # training images skipped as longer than max_length
     for context in local_input_contexts(dist):
-        check_not_empty(sequences, run.codec, pipeline_shard(context))
+        check_not_empty(sequences, run.codec, pipeline_shard(context), overlong)
     if tokens is not None:
         total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
 
@@ -370,14 +378,15 @@ def train(
     # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
     # run draws new chunks and batches instead of replaying the first ones.
     train_chunks = dist.distribute_datasets_from_function(
-        sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch))
+        sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch,
+                      overlong))
     eval_chunks = None
     if eval_steps:
         eval_chunks = dist.distribute_datasets_from_function(
             sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
 
     callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
-                               record_run(model_dir, run), tokens)
+                               record_run(model_dir, run), tokens, overlong)
     if is_chief(dist):
         callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
                                           sample_every, sample_num, sample_max_chunks, seed,
@@ -393,7 +402,18 @@ def train(
     )
     log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
              float(model.tokens_seen.numpy()))
+    log_overlong(overlong, sequences)
     return history
+
+
+def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:
+    """The run's last line on over-long images: how many training images were skipped."""
+    if sequences.on_overflow != "skip":
+        return  # one would have stopped the run
+    count = overlong.count
+    log.log(logging.WARNING if count else logging.INFO,
+            "Skipped %d training image%s longer than max_length=%d%s", count,
+            "" if count == 1 else "s", sequences.max_length, " (named above)" if count else "")
 
 
 def check_run_length(total_steps: int | None, tokens: float | None, steps_per_epoch: int,
@@ -510,17 +530,20 @@ def check_free_disk(model_dir: str, model) -> None:
 
 
 def check_not_empty(sequences: SequenceSource, codec: SparseCodec,
-                    shard: Shard | None = None) -> None:
+                    shard: Shard | None = None, overlong: OverlongLog | None = None) -> None:
     """Fails, naming the source, when `shard` of the training split (None: all of it) yields
     no sequence; a shard left empty by too many workers fails in the source, naming the
-    shard. Encodes at most one image, outside any cache (reading a cached dataset partly
-    would discard the cache)."""
+    shard. Reads up to the first sequence, outside any cache (reading a cached dataset partly
+    would discard the cache): one image, or more when the first ones are skipped as over-long
+    (`overlong` records them)."""
     data = sequences.data
-    first = sequences.images(data.train_split, shard=shard).take(1)
-    if not any(True for _ in sequences.encode(first, codec)):
+    images = sequences.images(data.train_split, shard=shard)
+    if not any(True for _ in sequences.encode(images, codec, overlong).take(1)):
         where = "" if shard is None else f" ({shard})"
+        skipped = overlong is not None and overlong.count
+        over = f" within max_length={sequences.max_length}" if skipped else ""
         raise ValueError(f"data source {data.source!r} split {data.train_split!r}{where} "
-                         "yields no images")
+                         f"yields no images{over}")
 
 
 def record_run(model_dir: str, run: RunSettings) -> str:
@@ -533,13 +556,19 @@ def record_run(model_dir: str, run: RunSettings) -> str:
 
 
 def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
-                   gin_text: str, tokens: float | None) -> list:
+                   gin_text: str, tokens: float | None,
+                   overlong: OverlongLog | None = None) -> list:
     """Divergence stop, checkpoints, TensorBoard scalars and the token budget, each reading
     the device only every `log_every` steps or at epoch ends. Resuming is
     the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
-    optimizer, and after a kill they can disagree (docs/design.md §4)."""
+    optimizer, and after a kill they can disagree (docs/design.md §4). `overlong`'s count
+    goes to TensorBoard as `data/overlong_skipped`: the images the input pipeline has
+    skipped so far (it reads ahead of the step, and counts each image once)."""
+    host_scalars = {}
+    if overlong is not None:
+        host_scalars["data/overlong_skipped"] = lambda: overlong.count
     callbacks = [StopOnNonFinite(manager, log_every), CheckpointEveryEpoch(manager),
-                 TensorBoardScalars(log_dir, log_every, gin_text)]
+                 TensorBoardScalars(log_dir, log_every, gin_text, host_scalars)]
     if tokens is not None:
         callbacks.append(StopAtTokenBudget(tokens, log_every))
     return callbacks

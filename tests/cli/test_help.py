@@ -19,6 +19,8 @@ KEY_FLAGS = {
     "encode": ["--out", "--quality", "--block-size", "--order", "--resolution"],
     "decode": ["--out", "--prefix"],
     "show": ["--out", "--quality", "--block-size"],
+    "lengths": ["--resolution", "--quality", "--block-size", "--split", "--num", "--max_length",
+                "--data_dir", "--out", "--json"],
     "train": ["--gin_file", "--gin_bindings", "--model_dir", "--strategy", "mirrored"],
     "export": ["--model_dir", "--checkpoint", "--out", "--max_length"],
     "sample": ["--model_dir", "--out", "--num", "--temperature", "--top_k", "--top_p", "--head",

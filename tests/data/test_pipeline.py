@@ -1,10 +1,15 @@
-"""The tf.data encoding graph against the numpy codec, eagerly and in the dataset."""
+"""The tf.data encoding graph against the numpy codec, eagerly and in the dataset; over-long
+sequences named in the error, or skipped, logged and counted; lengths without a limit."""
+
+import logging
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dctformer_tf.data.pipeline import encode_dataset
+from dctformer_tf.data.pipeline import OverlongLog, encode_dataset, encode_lengths
+from dctformer_tf.data.shapes import SPLIT_SEEDS
+from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from tests.dct.images import random_image
 
@@ -35,18 +40,76 @@ def test_encode_dataset_matches_numpy_codec(resolution, rng):
         assert spec["triples"].shape == (6000, 3)
 
 
-def test_overflow_errors_or_skips_with_the_length(rng, capfd):
-    codec = SparseCodec(quality=90, resolution=64)
+def _named(images, names):
+    return tf.data.Dataset.from_tensor_slices(
+        {"image": np.stack(images), "label": np.arange(len(images), dtype=np.int32),
+         "name": names})
+
+
+@pytest.mark.parametrize("resolution", (64, None))
+def test_overflow_error_names_the_image_and_its_length(resolution, rng):
+    codec = SparseCodec(quality=90, resolution=resolution)
     images = [np.full((64, 64, 3), 128, np.uint8), random_image(rng, 64, 64)]
     long_length = len(codec.encode(images[1]))
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=f"(?s)longer than max_length=50.*{long_length}"):
+                       match=rf"(?s)longer than max_length=50.*\[/photos/b\.png\].*{long_length}"):
+        list(encode_dataset(_named(images, ["/photos/a.png", "/photos/b.png"]), codec, 50))
+    # A source without names: the example's index names it.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"(?s)\[example 1\].*{long_length}"):
         list(encode_dataset(_source(images, [0, 1]), codec, 50))
-    kept = list(encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="skip"))
+
+
+def test_overflow_skip_logs_each_image_once_and_counts_it(rng, caplog):
+    codec = SparseCodec(quality=90, resolution=64)
+    images = [np.full((64, 64, 3), 128, np.uint8), random_image(rng, 64, 64)]
+    long_length = len(codec.encode(images[1]))
+    overlong = OverlongLog()
+    sequences = encode_dataset(_named(images, ["flat.png", "noise.png"]), codec, 50,
+                               on_overflow="skip", overlong=overlong)
+    assert set(sequences.element_spec) == {"triples", "length", "content_hw", "label"}
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.pipeline"):
+        for _ in range(2):  # an uncached dataset meets the image again every epoch
+            assert [int(ex["label"]) for ex in sequences] == [0]
+    assert (overlong.count, overlong.names, overlong.skips) == (1, ("noise.png",), 2)
+    assert overlong.lengths == {"noise.png": long_length}
+    warnings = [r.getMessage() for r in caplog.records if "Skipping image" in r.getMessage()]
+    assert warnings == [f"Skipping image noise.png: its sparse sequence has {long_length} "
+                        "elements (EOS included), more than max_length=50"]
+    # Without a log of its own the skip is still logged.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.pipeline"):
+        kept = list(encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="skip"))
     assert [int(ex["label"]) for ex in kept] == [0]
-    assert f"length {long_length} > max_length = 50" in capfd.readouterr().err
+    assert "Skipping image example 1" in caplog.text
     with pytest.raises(ValueError, match="on_overflow must be one of .* got 'truncate'"):
         encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="truncate")
+
+
+@pytest.mark.parametrize("resolution", (64, None))
+def test_encode_lengths_are_the_true_lengths_over_any_max_length(resolution, rng):
+    codec = SparseCodec(quality=90, resolution=resolution)
+    images = [random_image(rng, h, w) for h, w in ((64, 64), (80, 48), (40, 64))]
+    images.append(np.full((64, 64, 3), 128, np.uint8))
+    names = [f"im{i}" for i in range(len(images))]
+    source = tf.data.Dataset.from_generator(
+        lambda: ({"image": im, "name": n} for im, n in zip(images, names, strict=True)),
+        output_signature={"image": tf.TensorSpec([None, None, 3], tf.uint8),
+                          "name": tf.TensorSpec([], tf.string)})
+    found = list(encode_lengths(source, codec, encode_batch_size=3).as_numpy_iterator())
+    assert [ex["name"].decode() for ex in found] == names
+    assert [int(ex["length"]) for ex in found] == [len(codec.encode(im)) for im in images]
+    assert max(int(ex["length"]) for ex in found) > 1000  # far over the buffer of one
+
+
+def test_names_flow_from_the_shapes_source_into_the_error():
+    codec = SparseCodec(quality=90, resolution=64)
+    images, _ = get_source("shapes", "test", num_examples=2)
+    first = SPLIT_SEEDS["test"][0]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"(?s)\[shapes/test/{first} shapes/test/{first + 1}\]"):
+        list(encode_dataset(images, codec, 2))
+    lengths = list(encode_lengths(images, codec).as_numpy_iterator())
+    assert [ex["name"].decode() for ex in lengths] == [f"shapes/test/{first + i}" for i in (0, 1)]
 
 
 @pytest.mark.parametrize("resolution", (64, None))

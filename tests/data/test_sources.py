@@ -43,12 +43,15 @@ def test_shapes_dataset_matches_the_generator():
     assert dataset.element_spec == {
         "image": tf.TensorSpec([64, 64, 3], tf.uint8),
         "label": tf.TensorSpec([], tf.int32),
+        "name": tf.TensorSpec([], tf.string),
     }
     assert dataset.cardinality().numpy() == 3
     for i, example in enumerate(_as_numpy(dataset)):
-        image, label = render_shapes(SPLIT_SEEDS["test"][0] + 2 + i)
+        seed = SPLIT_SEEDS["test"][0] + 2 + i
+        image, label = render_shapes(seed)
         np.testing.assert_array_equal(example["image"], image)
         assert example["label"] == label
+        assert example["name"].decode() == f"shapes/test/{seed}"
 
 
 def test_shapes_example_eager_equals_dataset_map():
@@ -161,12 +164,14 @@ def test_folder_dataset_yields_variable_size_images(class_folder):
     assert dataset.element_spec == {
         "image": tf.TensorSpec([None, None, 3], tf.uint8),
         "label": tf.TensorSpec([], tf.int32),
+        "name": tf.TensorSpec([], tf.string),
     }
     examples = _as_numpy(dataset)
     assert [e["image"].shape for e in examples] == [(4, 5, 3), (6, 8, 3), (7, 3, 3), (6, 6, 3)]
     for path, label, example in zip(info.files, info.labels, examples, strict=True):
         np.testing.assert_array_equal(example["image"], load_image(path))
         assert example["label"] == label
+        assert example["name"].decode() == path  # the file's path names the image
 
 
 def test_folder_shuffle_keeps_every_file(class_folder):
@@ -270,14 +275,20 @@ def test_tfds_greyscale_is_tiled_and_labels_kept(tiny_tfds_dir, no_network):
     assert dataset.element_spec == {
         "image": tf.TensorSpec([None, None, 3], tf.uint8),
         "label": tf.TensorSpec([], tf.int32),
+        "name": tf.TensorSpec([], tf.string),
     }
-    raw = _as_numpy(tfds.builder(TINY_TFDS_NAME, data_dir=tiny_tfds_dir).as_dataset("train"))
+    read_ids = tfds.ReadConfig(add_tfds_id=True)
+    raw = _as_numpy(tfds.builder(TINY_TFDS_NAME, data_dir=tiny_tfds_dir)
+                    .as_dataset("train", read_config=read_ids))
     examples = _as_numpy(dataset)
     assert len(examples) == 6
     for original, example in zip(raw, examples, strict=True):
         np.testing.assert_array_equal(example["image"], np.repeat(original["image"], 3, axis=2))
         assert example["label"] == original["label"]
+        assert example["name"] == original["tfds_id"]  # the record's TFDS id names the image
     assert sorted(e["label"] for e in examples) == [0, 0, 1, 1, 2, 2]
+    names = [e["name"].decode() for e in examples]
+    assert len(set(names)) == 6 and all(n.startswith(f"{TINY_TFDS_NAME}-train") for n in names)
 
 
 def test_tfds_rgba_without_labels(tiny_tfds_dir, no_network):

@@ -62,3 +62,22 @@ def test_shapes_runs_never_clip(extra):
         assert codec.clip >= codec.max_magnitude, (codec.clip, codec.max_magnitude)
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize("name", ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves",
+                                  "retinopathy", "clevr"])
+def test_table3_data_files_state_the_lengths_they_assume(name):
+    """Each Table 3 data file documents the length distribution behind its max_length (the
+    `dctformer lengths` percentiles) and records the mean as the macro ASSUMED_MEAN_LENGTH,
+    which gin accepts although no binding reads it."""
+    with open(os.path.join(ROOT, "gin", "data", f"{name}.gin")) as f:
+        text = f.read()
+    for word in ("dctformer lengths", "p50", "p90", "p99", "over max_length"):
+        assert word in text, (name, word)
+    try:
+        _parse([f"models/{name}.gin", f"data/{name}.gin", "runs/train.gin"])
+        mean = gin.query_parameter("%ASSUMED_MEAN_LENGTH")
+        assert isinstance(mean, int)
+        assert 0 < mean < gin.query_parameter("build_sequences.max_length")
+    finally:
+        gin.clear_config()

@@ -21,24 +21,26 @@ def photo_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
     return np.stack(crops)
 
 
-def photo_canvases(resolution: int, num: int, seed: int = 0) -> np.ndarray:
-    """uint8 [num, resolution, resolution, 3]: random square crops of the scikit-image photos
-    (side between half and all of the photo's shorter side), resized to `resolution` with
-    Pillow's bicubic filter, as a data loader's random resized crop would give. Photos larger
-    than the canvas are downscaled, smaller ones upscaled (smoother: shorter sequences)."""
+
+MAX_CROP = 300  # the height of the smallest photo, chelsea
+
+
+def photo_canvases(size: int, num: int, seed: int = 0, crop: int = MAX_CROP) -> np.ndarray:
+    """uint8 [num, size, size, 3]: `photo_crops` of min(size, crop) pixels, resized up to
+    `size` with Pillow's Lanczos filter when smaller (the smallest photo is 300 px high).
+    Upscaled crops lack the fine detail of photos taken at that size: their sequences are
+    shorter than native photos' would be. The images the Table 3 data files' assumed
+    lengths were measured on (`tools/photo_folder.py`)."""
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
-    photos = [np.asarray(getattr(skdata, name)())[..., :3] for name in PHOTOS]
+    if not 0 < crop <= MAX_CROP:
+        raise ValueError(f"--crop must be in [1, {MAX_CROP}] (the smallest photo's height), "
+                         f"got {crop}")
+    side = min(size, crop)
     canvases = []
-    for i in range(num):
-        photo = photos[i % len(photos)]
-        if photo.ndim == 2:
-            photo = np.repeat(photo[..., None], 3, axis=-1)
-        short = min(photo.shape[:2])
-        side = int(rng.integers(short // 2, short + 1))
-        top = rng.integers(0, photo.shape[0] - side + 1)
-        left = rng.integers(0, photo.shape[1] - side + 1)
-        crop = Image.fromarray(photo[top : top + side, left : left + side])
-        canvases.append(np.asarray(crop.resize((resolution, resolution), Image.BICUBIC)))
+    for pixels in photo_crops(side, num, seed):
+        image = Image.fromarray(pixels)
+        if side < size:
+            image = image.resize((size, size), Image.Resampling.LANCZOS)
+        canvases.append(np.asarray(image))
     return np.stack(canvases)

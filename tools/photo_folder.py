@@ -23,27 +23,20 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from tests.photos import PHOTOS, photo_crops  # noqa: E402
-
-MAX_CROP = 300  # the height of the smallest photo, chelsea
+from tests.photos import MAX_CROP, PHOTOS, photo_canvases  # noqa: E402
 
 
 def write_photo_folder(out: str, size: int, num: int, crop: int = MAX_CROP,
                        seed: int = 0) -> list[str]:
-    """Writes `num` PNGs of `size`² pixels to `out`: crops of min(size, crop) pixels, resized
-    up to `size` with Lanczos when smaller. Returns their paths."""
-    if not 0 < crop <= MAX_CROP:
-        raise ValueError(f"--crop must be in [1, {MAX_CROP}] (the smallest photo's height), "
-                         f"got {crop}")
-    side = min(size, crop)
+    """Writes `num` PNGs of `size`² pixels to `out` (`tests.photos.photo_canvases`: crops of
+    min(size, crop) pixels, resized up to `size` with Lanczos when smaller). Returns their
+    paths."""
+    canvases = photo_canvases(size, num, seed, crop)
     os.makedirs(out, exist_ok=True)
     paths = []
-    for i, pixels in enumerate(photo_crops(side, num, seed)):
-        image = Image.fromarray(pixels)
-        if side < size:
-            image = image.resize((size, size), Image.Resampling.LANCZOS)
+    for i, pixels in enumerate(canvases):
         paths.append(os.path.join(out, f"photo_{i:04d}.png"))
-        image.save(paths[-1])
+        Image.fromarray(pixels).save(paths[-1])
     return paths
 
 

@@ -507,11 +507,13 @@ def plans_json(models: list[Model], accelerator: Accelerator, headroom: float) -
 # ----------------------------------------------------------------------------------------
 # The input side (docs/design.md §2.4): what the hosts send and how much encoding feeds a step.
 
-# CPU milliseconds the tf.data encoder (`data/pipeline.py`) spends per megapixel of canvas,
-# measured with `--measure-encode` on photo canvases at the LSUN geometry (384², S = 8, q75)
-# on the project's 2-core CPU machine (docs/benchmarks.md, "Input pipeline"). Encoding cost is
-# close to linear in pixels; `--measure-encode` measures every config's own geometry instead.
-ENCODE_CPU_MS_PER_MEGAPIXEL = 60.0
+# CPU milliseconds the tf.data encoder (`data/pipeline.py`) spends per megapixel of canvas:
+# the figure `--measure-encode` gave at the LSUN/ImageNet geometry (384², S = 8, q75) on the
+# project's 2-core CPU machine, the highest per pixel of the seven Table 3 geometries (small
+# canvases pay more per-call overhead per pixel; 1024² and 2048² measured 23-30 ms/MP), so a
+# conservative default (docs/benchmarks.md, "Input pipeline"). `--measure-encode` measures
+# every config's own geometry on the host at hand instead.
+ENCODE_CPU_MS_PER_MEGAPIXEL = 75.0
 
 
 def example_bytes(run) -> dict:
@@ -560,7 +562,7 @@ def run_input_settings(name: str) -> tuple:
     return run, values["l_max"], values["r"], values["mean_length"], values["batch"]
 
 
-def measure_encode_seconds(run, num: int = 8) -> float:
+def measure_encode_seconds(run, num: int = 16) -> float:
     """CPU seconds per image of the tf.data encoder at the run's geometry, on photo canvases
     (`tests/photos.py`, scikit-image's photos), after a warm-up pass."""
     import time

@@ -3,7 +3,6 @@ out to the shards before decoding anything; the shards are disjoint, together th
 set, balanced to one example, and too many shards fail naming the source and the count."""
 
 import hashlib
-import socket
 
 import numpy as np
 import pytest
@@ -149,15 +148,6 @@ class DctformerShardImages(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, num):
         for i in range(num):
             yield i, {"image": np.full((2, 3, 3), i, dtype=np.uint8), "label": i}
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network access attempted in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ dataset, and sockets are disabled while they run.
 import io
 import logging
 import os
-import socket
 import time
 
 import numpy as np
@@ -252,15 +251,6 @@ class DctformerTestImages(tfds.core.GeneratorBasedBuilder):
                 "tags": np.array([i, i + 1], dtype=np.int64),
             }
             yield i, example
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network access attempted in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

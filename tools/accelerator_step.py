@@ -5,7 +5,8 @@ beside the memory plan's prediction (`tools/plan_run.py`).
         [--planned-gib 61.2] [--json]
 
 The real `DCTransformerTrainer.fit` step (the one `dctformer train` runs), compiled with XLA,
-on a batch of random elements of the right shapes and vocabularies; the first step (trace and
+on a compact batch of random valid sequences of the config's `max_length` (the step unpacks
+them and scatters the partial images itself, as in training); the first step (trace and
 compile) is timed apart from the next ones. Peak memory is TensorFlow's allocator statistic
 for the device (`tf.config.experimental.get_memory_info`), reset after the model, optimizer
 and batch exist, and reported both as the step's own peak above that and in total.
@@ -36,21 +37,29 @@ from dctformer_tf.train.trainer import DCTransformerTrainer  # noqa: E402
 GIB = 2**30
 
 
-def random_batch(model, batch: int, chunk_size: int, seed: int = 0) -> dict:
-    """A training batch of random in-vocabulary elements (channels sorted, as in real data)."""
+def random_batch(run_settings, batch: int, length: int | None = None, seed: int = 0) -> dict:
+    """A compact training batch, as the input pipeline feeds the step (packed sequences and
+    chunk bounds, expanded on the device), of random valid sequences: `length` elements each
+    (default: half the run's `max_length`), at distinct sorted coefficients with random
+    values; chunks drawn as in training."""
+    from dctformer_tf.data.chunking import chunk_dataset
+
     rng = np.random.default_rng(seed)
-    t, g = model.window, model.grid_size
-    targets = np.stack([np.sort(rng.integers(0, model.num_channels + 1, (batch, t)), axis=1),
-                        rng.integers(0, model.num_positions, (batch, t)),
-                        rng.integers(0, model.num_values, (batch, t))], axis=-1).astype("int32")
-    start = np.broadcast_to(np.array(model.start_triple(), "int32"),
-                            (batch, 1, 3))
-    mask = np.zeros((batch, t), "float32")
-    mask[:, t - chunk_size:] = 1.0  # the overlap carries no loss
-    return {"partial_image": rng.integers(-20, 21, (batch, g, g, model.num_channels),
-                                          dtype=np.int32),
-            "inputs": np.concatenate([start, targets[:, :-1]], axis=1), "targets": targets,
-            "label": np.zeros((batch,), "int32"), "loss_mask": mask}
+    codec, max_length = run_settings.codec, run_settings.max_length
+    length = min(length or max_length // 2, max_length)
+    coefficients = codec.dct_channels * codec.num_positions
+    triples = np.zeros((batch, max_length, 3), "int32")
+    for row in triples:
+        flat = np.sort(rng.choice(coefficients, length - 1, replace=False))
+        row[: length - 1] = np.stack([flat // codec.num_positions, flat % codec.num_positions,
+                                      rng.integers(0, codec.num_values, length - 1)], axis=1)
+        row[length - 1] = (codec.eos, 0, 0)
+    sequences = tf.data.Dataset.from_tensor_slices({
+        "triples": triples, "length": np.full(batch, length, "int32"),
+        "content_hw": np.zeros((batch, 2), "int32"), "label": np.zeros(batch, "int32")})
+    chunking = run_settings.chunking
+    return next(iter(chunk_dataset(sequences.repeat(), codec, chunking.chunk_size,
+                                   chunking.overlap, batch, seed)))
 
 
 def device_memory(device: str) -> dict:
@@ -64,9 +73,14 @@ def run(args) -> dict:
     bindings = ["train.model_dir = '/tmp/unused'"]
     if args.remat:
         bindings.append("build_model.remat = True")
+    # The config's own data file sets its max_length (the compact batch's size); the CPU
+    # models (tiny, small) have none and train on shapes.
+    data_file = ROOT / "gin/data" / f"{args.config}.gin"
+    if not data_file.exists():
+        data_file = ROOT / "gin/data/shapes.gin"
     gin.parse_config_files_and_bindings(
         [str(ROOT / "gin/models" / f"{args.config}.gin"), str(ROOT / "gin/runs/train.gin"),
-         str(ROOT / "gin/data/shapes.gin")], bindings)
+         str(data_file)], bindings)
     if args.bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     run_settings, _ = build_run_settings()
@@ -74,8 +88,7 @@ def run(args) -> dict:
     model = build_run_model(run_settings, model_class=DCTransformerTrainer)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=True)
     model.optimizer.build(model.trainable_variables)
-    data = tf.data.Dataset.from_tensors(
-        random_batch(model, args.batch, run_settings.chunking.chunk_size)).repeat()
+    data = tf.data.Dataset.from_tensors(random_batch(run_settings, args.batch)).repeat()
     before = device_memory(device)["current"]
     if hasattr(tf.config.experimental, "reset_memory_stats"):
         try:

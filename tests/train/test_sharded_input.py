@@ -92,8 +92,8 @@ def test_train_builds_its_data_through_the_sharded_input_function(tmp_path, monk
     built = []
     real_input = experiment.sharded_input
 
-    def spy_input(sequences, run, split, batch_size, seed):
-        input_fn = real_input(sequences, run, split, batch_size, seed)
+    def spy_input(sequences, run, split, batch_size, seed, overlong=None):
+        input_fn = real_input(sequences, run, split, batch_size, seed, overlong)
 
         def traced(context):
             built.append((split, batch_size, seed, context.num_input_pipelines,
@@ -202,6 +202,7 @@ def _image_digests(source: str, num_examples: int | None) -> list[str]:
     return [hashlib.sha1(example["image"].numpy().tobytes()).hexdigest() for example in images]
 
 
+@pytest.mark.slow  # two TensorFlow processes, ~25-50 s: `make test-slow`
 def test_two_workers_encode_every_image_exactly_once_per_epoch(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()

@@ -109,11 +109,8 @@ def test_the_trainer_loss_is_the_tested_loss_function(monkeypatch):
     assert result["loss"] == pytest.approx(2.0 * _numpy_loss(model, batch), rel=1e-5)
 
 
-def test_compact_batches_train_exactly_as_their_dense_expansion():
-    """The trainer scatters compact batches (packed sequences, chunk bounds) into the dense
-    model inputs inside its compiled step: one train step on a compact batch and one on its
-    expansion, from the same weights, give the same loss, metrics and updated weights. Under
-    XLA, as on an accelerator (every other training test runs the compact path without it)."""
+def _compact_and_dense_batch():
+    """A compact batch of four real sequences (`chunk_dataset`) and its dense expansion."""
     from dctformer_tf.data import chunking, compact
     from dctformer_tf.dct import SparseCodec
     from tests.dct.images import random_image
@@ -130,8 +127,31 @@ def test_compact_batches_train_exactly_as_their_dense_expansion():
     batch = next(iter(chunking.chunk_dataset(source.repeat(), codec, CONFIG.chunk_size,
                                              CONFIG.chunk_overlap, 4, seed=2)))
     dense = chunking.expand_chunks(batch, compact.SequenceLayout.of_codec(codec), CONFIG.window)
-    dense = {key: dense[key] for key in ("partial_image", "inputs", "targets", "loss_mask")}
+    dense = {key: dense[key].numpy() for key in ("partial_image", "inputs", "targets",
+                                                 "loss_mask")}
+    return batch, dense
 
+
+def test_compact_batches_evaluate_exactly_as_their_dense_expansion():
+    """The trainer expands compact batches in its step: `evaluate` on a compact batch and on
+    its expansion gives the same loss and metrics (the train step: next test, slow tier)."""
+    batch, dense = _compact_and_dense_batch()
+    model = _trainer()
+    open_rezero_branches(model, seed=3)
+    results = [model.evaluate(tf.data.Dataset.from_tensors(data), verbose=0, return_dict=True)
+               for data in (batch, dense)]
+    for key in ("loss", "channel_loss", "position_loss", "value_loss", "bits_per_token"):
+        assert results[0][key] == pytest.approx(results[1][key], rel=1e-6), key
+    assert results[0]["loss"] == pytest.approx(_numpy_loss(model, dense), rel=1e-5)
+
+
+@pytest.mark.slow  # two XLA compiles of the train step, ~45 s: `make test-slow`
+def test_compact_batches_train_exactly_as_their_dense_expansion():
+    """The trainer scatters compact batches (packed sequences, chunk bounds) into the dense
+    model inputs inside its compiled step: one XLA-compiled train step on a compact batch and
+    one on its expansion, from the same weights, give the same loss, metrics and updated
+    weights."""
+    batch, dense = _compact_and_dense_batch()
     first = _trainer()
     open_rezero_branches(first, seed=3)
     weights = first.get_weights()

@@ -16,7 +16,7 @@ def add_parsers(subparsers):
     evaluate.add_argument("--num_images", type=int, default=200,
                           help="split images scored for bpd / compression")
     evaluate.add_argument("--num_samples", type=int, default=1000,
-                          help="samples (and split images) for fid / sfid / pr")
+                          help="samples (and split images) for fid / sfid / pr / structure")
     evaluate.add_argument("--features", default="shapes_classifier",
                           choices=("shapes_classifier", "inception"),
                           help="feature network for fid / sfid / pr")

@@ -10,7 +10,7 @@ HEAD_SETTINGS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 # evaluation.report.ALL_METRICS.
-METRICS = ("bpd", "compression", "fid", "sfid", "pr")
+METRICS = ("bpd", "compression", "fid", "sfid", "pr", "structure")
 
 # dct.ORDERS, dct.codec.VALUE_ENCODINGS and the defaults of dct.SparseCodec().
 ORDERS = ("bands", "luma_first")

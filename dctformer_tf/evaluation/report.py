@@ -24,10 +24,11 @@ from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.evaluation.compression import compression_report
 from dctformer_tf.evaluation.plots import save_bpd_per_chunk_plot
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
+from dctformer_tf.evaluation.structure import smoothness_summary
 from dctformer_tf.runs import RUN_FILE, read_run_file
 
 log = logging.getLogger("dctformer_tf.evaluation")
-ALL_METRICS = ("bpd", "compression", "fid", "sfid", "pr")
+ALL_METRICS = ("bpd", "compression", "fid", "sfid", "pr", "structure")
 
 
 def run_data(model_dir: str, source: str | None = None) -> tuple[str, dict]:
@@ -114,10 +115,15 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
                                             "compression" in metrics, progress))
         except tf.errors.InvalidArgumentError as error:  # a sequence overflowed max_length
             raise ValueError(f"{source} {split}: {error.message.splitlines()[0]}") from None
-    if sample_metrics:
+    if sample_metrics or "structure" in metrics:
         real, real_labels = load(split, num_samples)
         fake = draw_samples(sampler, num_samples, seed, settings, batch_size, max_chunks,
                             real_labels, out, progress)
+    if "structure" in metrics:
+        report["structure"] = structure_report(real, fake, sampler.codec)
+        progress(f"  DC smoothness (median): samples {report['structure']['samples']['median']:.3f}"
+                 f", {split} through the codec {report['structure']['data']['median']:.3f}")
+    if sample_metrics:
         report["samples"] = image_set_metrics(real, fake, features, sample_metrics)
         progress(f"  samples vs {split}: {_metric_line(report['samples'])}")
         if baseline_split:
@@ -136,6 +142,14 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
     with open(os.path.join(out, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=2, default=float)
     return report
+
+
+def structure_report(real: np.ndarray, fake: np.ndarray, codec) -> dict:
+    """DC smoothness (`evaluation.structure`) of the samples, and of the real images through
+    the codec (what a perfect model's samples would score)."""
+    coded = codec_round_trip(real, codec)
+    return {"samples": smoothness_summary(fake, codec.block_size),
+            "data": smoothness_summary(coded, codec.block_size)}
 
 
 def likelihood_report(sampler, images: np.ndarray, labels: np.ndarray, out: str,

@@ -4,6 +4,7 @@ floors computed, the Figure 9 plot and sample grid written; bad flags give clear
 import json
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -13,6 +14,7 @@ from dctformer_tf.evaluation.features import ShapesClassifierFeatures
 from dctformer_tf.evaluation.report import load_split
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
 from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier
+from dctformer_tf.evaluation.structure import dc_smoothness
 from dctformer_tf.runs import CHECKPOINT_DIR, DataSettings, RunSettings, write_run_file
 from tests.conditional.conftest import TINY, build_tiny_model
 
@@ -33,7 +35,7 @@ def test_evaluate_writes_every_metric(run, tmp_path):
     model_dir, classifier = run
     out = tmp_path / "eval"
     code = main(["evaluate", "--model_dir", str(model_dir), "--out", str(out), "--no_jit",
-                 "--metrics", "bpd,compression,fid,sfid,pr", "--num_images", "4",
+                 "--metrics", "bpd,compression,fid,sfid,pr,structure", "--num_images", "4",
                  "--num_samples", "6", "--batch_size", "6", "--max_chunks", "1",
                  "--feature_weights", str(classifier)])
     assert code == 0
@@ -59,6 +61,11 @@ def test_evaluate_writes_every_metric(run, tmp_path):
         assert report["codec_floor"][name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6)
     assert report["codec_floor"]["fid"] != pytest.approx(report["floor"]["fid"], rel=1e-3)
     assert (out / "bpd_per_chunk.png").exists() and (out / "samples_grid.png").exists()
+    # DC smoothness of the test images through the codec (4x4 blocks at 32²).
+    data = report["structure"]["data"]
+    assert data["num_images"] == report["structure"]["samples"]["num_images"] == 6
+    assert data["median"] == pytest.approx(np.median(dc_smoothness(
+        codec_round_trip(real, SparseCodec(quality=75, resolution=32)), 8)))
 
 
 def test_evaluate_errors(run, tmp_path, capsys):

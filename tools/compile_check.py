@@ -42,9 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tools import plan_run  # noqa: E402
 from tools.plan_run import GIB, GIN_MODELS, TABLE3, TRAIN_GIN  # noqa: E402
-
-GIN_DATA = ROOT / "gin" / "data"
 
 
 def rss_bytes(field: str) -> int:
@@ -68,7 +67,7 @@ def model_config(name: str, depth: int | None):
 
     gin.clear_config()
     gin.parse_config_files_and_bindings(
-        [str(GIN_MODELS / f"{name}.gin"), str(GIN_DATA / f"{name}.gin"), str(TRAIN_GIN)],
+        [str(GIN_MODELS / f"{name}.gin"), str(plan_run.data_file(name)), str(TRAIN_GIN)],
         ["train.model_dir = 'unused'"])  # nothing is written
     config = gin_model_config()
     run, _ = build_run_settings()
@@ -83,18 +82,9 @@ def batch_spec(run) -> dict:
     """Batch 1 of what the input pipeline feeds the train step, as zeros (only shapes and
     types matter): compact examples (packed sequences of the run's `max_length` and chunk
     bounds), which the step itself expands into partial images and windows."""
-    import numpy as np
     import tensorflow as tf
 
-    from dctformer_tf.data.chunking import chunk_dataset
-
-    empty = np.zeros((run.max_length, 3), np.int32)
-    empty[0] = (run.codec.eos, 0, 0)
-    sequences = tf.data.Dataset.from_tensors({
-        "triples": empty, "length": np.int32(1), "content_hw": np.zeros(2, np.int32),
-        "label": np.int32(0)})
-    spec = chunk_dataset(sequences, run.codec, run.chunking.chunk_size, run.chunking.overlap,
-                         1, seed=0).element_spec
+    spec = plan_run.compact_batches(run, plan_run.empty_sequences(run)).element_spec
     return {name: tf.zeros(s.shape, s.dtype) for name, s in spec.items()}
 
 
@@ -144,11 +134,10 @@ def temp_bytes(dump_dir: str) -> int:
 
 def planned_bytes(name: str, depth: int | None) -> dict:
     """tools/plan_run.py's float32 step at batch 1, the counterpart of XLA's temporary
-    buffer: its activations (the input batch aside, an argument of the step) and gradients."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import plan_run
-
-    m = plan_run.model_from_config(name, model_config(name, depth)[0])
+    buffer: its activations (the compact input batch aside, an argument of the step; its
+    expansion, made inside the step, counted) and gradients."""
+    config, run = model_config(name, depth)
+    m = plan_run.model_from_config(name, config, max_length=run.max_length)
     gradients = plan_run.F32 * m.parameters
     return {"planned_activations_bytes": plan_run.predicted_step(m, 1) - gradients,
             "planned_gradients_bytes": gradients}

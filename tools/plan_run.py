@@ -154,8 +154,8 @@ def load_table3(names: list[str]) -> list[Model]:
 
 
 def parse_run_files(name: str) -> None:
-    """Parses gin/models/NAME.gin, gin/data/NAME.gin and gin/runs/train.gin (nothing is
-    written: train.model_dir is a placeholder)."""
+    """Parses gin/models/NAME.gin, its data file (`data_file`) and gin/runs/train.gin
+    (nothing is written: train.model_dir is a placeholder)."""
     import gin
 
     path = GIN_MODELS / f"{name}.gin"
@@ -163,8 +163,15 @@ def parse_run_files(name: str) -> None:
         raise SystemExit(f"plan_run: no model file {path} (Table 3 configs: "
                          f"{', '.join(TABLE3)})")
     gin.clear_config()
-    gin.parse_config_files_and_bindings([str(path), str(GIN_DATA / f"{name}.gin"),
-                                         str(TRAIN_GIN)], ["train.model_dir = 'unused'"])
+    gin.parse_config_files_and_bindings([str(path), str(data_file(name)), str(TRAIN_GIN)],
+                                        ["train.model_dir = 'unused'"])
+
+
+def data_file(name: str) -> pathlib.Path:
+    """gin/data/NAME.gin, or gin/data/shapes.gin for the CPU models (tiny, small), which
+    have no data file of their own."""
+    path = GIN_DATA / f"{name}.gin"
+    return path if path.exists() else GIN_DATA / "shapes.gin"
 
 
 # ----------------------------------------------------------------------------------------
@@ -520,26 +527,42 @@ def example_bytes(run) -> dict:
     """Bytes of one dense example (`make_training_example`, what the pipeline used to send)
     and one compact example (`chunk_dataset`, what it sends), at the run's full sizes, read
     from the datasets' element specs: nothing is encoded."""
-    import numpy as np
-    import tensorflow as tf
-
     from dctformer_tf.data import chunking, compact
 
-    empty = np.zeros((run.max_length, 3), np.int32)
-    empty[0] = (run.codec.eos, 0, 0)
-    sequences = tf.data.Dataset.from_tensors({
-        "triples": empty, "length": np.int32(1), "content_hw": np.zeros(2, np.int32),
-        "label": np.int32(0)})
+    sequences = empty_sequences(run)
     chunk, overlap = run.chunking.chunk_size, run.chunking.overlap
     dense = sequences.map(
         lambda ex: chunking.make_training_example(ex, run.codec, chunk, overlap, 0)).batch(1)
-    packed = chunking.chunk_dataset(sequences, run.codec, chunk, overlap, 1, seed=0)
-    before, after = (compact.example_bytes(d.element_spec) for d in (dense, packed))
+    before, after = (compact.example_bytes(d.element_spec)
+                     for d in (dense, compact_batches(run, sequences)))
     return {"dense_bytes": before, "compact_bytes": after, "ratio": after / before}
 
 
+def empty_sequences(run):
+    """A one-element dataset of the run's encoded-sequence shape (EOS only, `max_length`
+    long): what the input pipeline's element specs are read from, nothing encoded."""
+    import numpy as np
+    import tensorflow as tf
+
+    empty = np.zeros((run.max_length, 3), np.int32)
+    empty[0] = (run.codec.eos, 0, 0)
+    return tf.data.Dataset.from_tensors({
+        "triples": empty, "length": np.int32(1), "content_hw": np.zeros(2, np.int32),
+        "label": np.int32(0)})
+
+
+def compact_batches(run, sequences, batch_size: int = 1):
+    """`chunk_dataset` batches of `sequences` on the run's codec and chunking."""
+    from dctformer_tf.data.chunking import chunk_dataset
+
+    return chunk_dataset(sequences, run.codec, run.chunking.chunk_size, run.chunking.overlap,
+                         batch_size, seed=0)
+
+
 def run_input_settings(name: str) -> tuple:
-    """(RunSettings, l_max, examples_per_encode, assumed mean length, paper batch) of NAME."""
+    """(RunSettings, l_max, examples_per_encode, assumptions, paper batch) of NAME, where
+    assumptions are the data file's assumed length distribution: {"mean_length",
+    "overlong_fraction", "mean_kept_length"} (None without an ASSUMED_MEAN_LENGTH)."""
     import gin
 
     from dctformer_tf.train.experiment import build_run_settings
@@ -550,16 +573,20 @@ def run_input_settings(name: str) -> tuple:
     for key, binding, default in [("l_max", "build_chunks.l_max", None),
                                   ("r", "build_chunks.examples_per_encode", 1),
                                   ("mean_length", "%ASSUMED_MEAN_LENGTH", None),
+                                  ("overlong", "%ASSUMED_OVERLONG_FRACTION", 0.0),
+                                  ("mean_kept", "%ASSUMED_MEAN_KEPT_LENGTH", None),
                                   ("batch", "%BATCH_SIZE", None)]:
         try:
             values[key] = gin.query_parameter(binding)
         except ValueError:
             values[key] = default
     gin.clear_config()
-    if values["mean_length"] is None:
-        raise SystemExit(f"plan_run: gin/data/{name}.gin sets no ASSUMED_MEAN_LENGTH (the mean "
-                         "sequence length the input plan assumes)")
-    return run, values["l_max"], values["r"], values["mean_length"], values["batch"]
+    assumed = None
+    if values["mean_length"] is not None:
+        assumed = {"mean_length": values["mean_length"],
+                   "overlong_fraction": values["overlong"],
+                   "mean_kept_length": values["mean_kept"] or values["mean_length"]}
+    return run, values["l_max"], values["r"], assumed, values["batch"]
 
 
 def measure_encode_seconds(run, num: int = 16) -> float:
@@ -589,15 +616,23 @@ def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: floa
                measure: bool = False) -> dict:
     """The input side of config NAME: bytes per example, encodes per example (the paper's
     one per encode, and this run's `examples_per_encode`), CPU cost per example and the host
-    cores that feed `steps_per_second` steps of the paper batch."""
-    run, l_max, r, mean_length, batch = run_input_settings(name)
-    # E[min(1, L / l_max)] = E[L] / l_max when every kept L <= l_max (max_length = l_max).
-    keep = min(1.0, mean_length / l_max) if l_max else 1.0
+    cores that feed `steps_per_second` steps of the paper batch. None when its data file
+    assumes no length distribution (the CPU models)."""
+    run, l_max, r, assumed, batch = run_input_settings(name)
+    if assumed is None:
+        return None
+    # Over-long images are encoded, then skipped; of the rest, E[min(1, L / l_max)] is
+    # E[L | kept] / l_max when every kept L <= l_max (max_length = l_max in the data files).
+    kept_q = min(1.0, assumed["mean_kept_length"] / l_max) if l_max else 1.0
+    keep = (1.0 - assumed["overlong_fraction"]) * kept_q
     megapixels = run.codec.resolution**2 / 1e6
     encode_s = (measure_encode_seconds(run) if measure
                 else encode_ms_per_megapixel * megapixels / 1e3)
     plan = {"resolution": run.codec.resolution, "max_length": run.max_length, "l_max": l_max,
-            "assumed_mean_length": mean_length, "mean_keep_probability": keep,
+            "assumed_mean_length": assumed["mean_length"],
+            "assumed_overlong_fraction": assumed["overlong_fraction"],
+            "assumed_mean_kept_length": assumed["mean_kept_length"],
+            "mean_keep_probability": keep,
             "examples_per_encode": r, "encode_cpu_s": encode_s,
             "encode_cost": "measured" if measure else f"{encode_ms_per_megapixel:g} ms/MP",
             "paper_batch": batch, "steps_per_second": steps_per_second,
@@ -790,17 +825,20 @@ def main(argv=None) -> None:
         accelerator = Accelerator(f"{args.replicas}x{args.memory_gib:g}GiB", args.replicas,
                                   args.memory_gib)
     models = load_table3(args.config)
+    if args.smallest:
+        print_smallest(models, args.headroom)
+        return
     inputs = {m.name: input_plan(m.name, args.steps_per_second, args.encode_ms_per_megapixel,
                                  args.measure_encode) for m in models}
+    inputs = {name: plan for name, plan in inputs.items() if plan is not None}
     if args.json:
         plans = plans_json(models, accelerator, args.headroom)
         for name, plan in inputs.items():
             plans["configs"][name]["input"] = plan
         print(json.dumps(plans, indent=1))
-    elif args.smallest:
-        print_smallest(models, args.headroom)
-    else:
-        print_plans(models, accelerator, args.headroom)
+        return
+    print_plans(models, accelerator, args.headroom)
+    if inputs:
         print_input_plans(inputs)
 
 

@@ -19,6 +19,7 @@ graph for lengths only, over-long ones included (`evaluation.lengths`).
 """
 
 import logging
+import sys
 import threading
 
 import numpy as np
@@ -44,14 +45,24 @@ class OverlongLog:
     Each image is logged once, as a warning naming it and its length, however often the
     pipeline meets it again (an uncached dataset repeated over epochs re-encodes it).
 
+    Where the pipeline does not run in this process (the hosts of a multi-host TPU pod, whose
+    pipelines one client builds), construct it with `host=False`: each host then prints the
+    skipped image's name and length with `tf.print`, in the graph, and nothing is counted.
+
+    Args:
+      warn: log each dropped image (False: count only, e.g. a pass that only measures).
+      host: record through the Python callback (True) or print in the graph (False).
+
     Attributes:
       lengths: dict name -> sequence length (EOS included), in the order first met.
       skips: how many times an over-long image was dropped, repeats included.
     """
 
-    def __init__(self):
+    def __init__(self, warn: bool = True, host: bool = True):
         self.lengths: dict[str, int] = {}
         self.skips = 0
+        self.warn = warn
+        self.host = host
         self._lock = threading.Lock()
 
     @property
@@ -71,6 +82,8 @@ class OverlongLog:
             if name in self.lengths:
                 return
             self.lengths[name] = length
+        if not self.warn:
+            return
         log.warning("Skipping image %s: its sparse sequence has %d elements (EOS included), "
                     "more than max_length=%d", name, length, max_length)
 
@@ -258,6 +271,11 @@ def _keep_or_report(example: dict, max_length: int, overlong: OverlongLog) -> tf
         return np.bool_(False)
 
     def drop():
+        if not overlong.host:
+            tf.print("Skipping image", example["name"], ": its sparse sequence has",
+                     example["length"], "elements (EOS included), more than max_length =",
+                     max_length, output_stream=sys.stderr)
+            return tf.constant(False)
         dropped = tf.numpy_function(report, [example["name"], example["length"]], tf.bool,
                                     stateful=True)
         return tf.ensure_shape(dropped, [])

@@ -33,11 +33,7 @@ def measure_lengths(source: str, codec: SparseCodec, split: str = "train",
       ValueError: the split yields no image.
     """
     kwargs = {"data_dir": data_dir} if data_dir else {}
-    if source == "shapes" and num:
-        kwargs["num_examples"] = num
-    images, _ = get_source(source, split, **kwargs)
-    if num:
-        images = images.take(num)
+    images, _ = get_source(source, split, num_examples=num or None, **kwargs)
     names, lengths = [], []
     for example in encode_lengths(images, codec).as_numpy_iterator():
         names.append(example["name"].decode("utf-8", "replace"))

@@ -358,8 +358,9 @@ def train(
     model_dir = prepare_model_dir(model_dir, dist)
 
     log.info("Building dataset...")
-    overlong = OverlongLog()  # training images skipped as longer than max_length
-    for context in local_input_contexts(dist):
+    contexts = local_input_contexts(dist)
+    overlong = overlong_log(dist, contexts)  # training images skipped as over-long
+    for context in contexts:
         check_not_empty(sequences, run.codec, pipeline_shard(context), overlong)
     if tokens is not None:
         total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
@@ -438,6 +439,18 @@ def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     return model_dir
 
 
+def overlong_log(strategy: tf.distribute.Strategy,
+                 contexts: list[tf.distribute.InputContext]) -> OverlongLog:
+    """Where this worker records the training images it skips as over-long. A multi-host
+    TPU client builds every host's pipeline, which runs on that host, out of reach of a
+    Python callback: there each host prints its skips and nothing is counted."""
+    remote = isinstance(strategy, tf.distribute.TPUStrategy) and len(contexts) > 1
+    if remote:
+        log.info("Multi-host TPU: each host prints the over-long images it skips; the run "
+                 "does not count them")
+    return OverlongLog(host=not remote)
+
+
 def budget_chunks(sequences: SequenceSource, run: RunSettings, batch_size: int,
                   seed: int) -> tf.data.Dataset:
     """Global batches of chunks of the whole training split, to measure the token budget on.
@@ -447,7 +460,9 @@ def budget_chunks(sequences: SequenceSource, run: RunSettings, batch_size: int,
     with the run's seed, and not its own shard. Uncached: reading a cache partly would
     discard it.
     """
-    whole = dataclasses.replace(sequences, cache=False).dataset(run.codec, run.data.train_split)
+    # Its own quiet log: the training pipelines name and count their own skips.
+    whole = dataclasses.replace(sequences, cache=False).dataset(
+        run.codec, run.data.train_split, overlong=OverlongLog(warn=False))
     return build_chunks(whole, run, batch_size, seed)
 
 

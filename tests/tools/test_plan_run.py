@@ -156,7 +156,8 @@ def test_input_side_of_every_table3_config(capsys):
     configs = json.loads(capsys.readouterr().out)["configs"]
     for name, config in configs.items():
         p = config["input"]
-        keep = min(1.0, p["assumed_mean_length"] / p["l_max"])
+        keep = (1 - p["assumed_overlong_fraction"]) * min(
+            1.0, p["assumed_mean_kept_length"] / p["l_max"])
         assert p["mean_keep_probability"] == pytest.approx(keep)
         assert p["paper_encodes_per_example"] == pytest.approx(1 / keep)
         assert p["this_run_encodes_per_example"] == pytest.approx(
@@ -172,3 +173,13 @@ def test_input_side_of_every_table3_config(capsys):
     # [1024] mask, content size [2] and five scalars.
     assert configs["lsun"]["input"]["dense_bytes"] == 4 * (48 * 48 * 192 + 6 * 1024 + 1024
                                                            + 2 + 5)
+
+
+def test_cpu_models_plan_memory_without_an_input_side(capsys):
+    """tiny and small have no data file of their own: shapes.gin gives their max_length, and
+    no length distribution is assumed, so there is no input plan."""
+    plan_run.main(["--config", "small", "--json"])
+    config = json.loads(capsys.readouterr().out)["configs"]["small"]
+    assert "input" not in config and len(config["settings"]) == 4
+    plan_run.main(["--config", "small", "tiny", "--smallest"])
+    assert "small" in capsys.readouterr().out

@@ -40,11 +40,20 @@ def _train(model_dir, *bindings):
         gin.clear_config()
 
 
-def test_tiny_run_trains_logs_and_checkpoints(tmp_path):
+def test_tiny_run_trains_logs_and_checkpoints(tmp_path, monkeypatch):
+    inputs = []  # (split, batch) of each input function train() builds its data with
+    real_input = experiment.sharded_input
+
+    def spy_input(sequences, run, split, batch_size, seed, overlong=None):
+        inputs.append((split, batch_size))
+        return real_input(sequences, run, split, batch_size, seed, overlong)
+
+    monkeypatch.setattr(experiment, "sharded_input", spy_input)
     history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3",
                      "train.sample_every = 3", "train.sample_num = 2",
                      "train.sample_max_chunks = 1", "train.bpd_eval_images = 3",
                      "train.adam_beta_2 = 0.95")
+    assert inputs == [("train", 8)]  # through the sharded input function (#16)
     optimizer = history.model.optimizer
     assert (optimizer.beta_1, optimizer.beta_2) == (0.9, 0.95)  # the gin option reaches Adam
     losses = history.history["loss"]

@@ -57,6 +57,7 @@ def test_single_worker_strategies_have_one_whole_source_pipeline(strategy, two_c
     assert context.get_per_replica_batch_size(8) == 8 // dist.num_replicas_in_sync
 
 
+@pytest.mark.slow  # ~13 s; the slow two-worker test covers the same on real workers
 def test_each_pipeline_chunks_its_own_shard_per_replica_with_its_own_seed(monkeypatch):
     run, sequences = _run_settings("build_sequences.num_examples = 5",
                                    "build_chunks.shuffle_buffer = 4")
@@ -84,6 +85,8 @@ def test_each_pipeline_chunks_its_own_shard_per_replica_with_its_own_seed(monkey
         lengths(sequences.dataset(run.codec, "train")))
 
 
+@pytest.mark.slow  # ~25 s of training under MirroredStrategy (the default tier's tiny-run
+# test spies on the same function under the default strategy): `make test-slow`
 def test_train_builds_its_data_through_the_sharded_input_function(tmp_path, monkeypatch,
                                                                  two_cpu_strategy):
     """Training and eval data come from `sharded_input` via the strategy's

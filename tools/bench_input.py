@@ -11,8 +11,11 @@
    gin/data/lsun.gin, length filter, chunk choice), one pass: encodes / examples, for one
    example per encode (the paper's pipeline) and for `--examples_per_encode`.
 3. Host cost: wall seconds and process CPU seconds per encode and per example of that pass.
+4. The cost of building the dense inputs of a compact batch (`chunking.expand_chunks`, XLA
+   on this CPU) against the old host-side dense build (`make_training_example` in tf.data),
+   per example, at the LSUN geometry on random valid sequences of `--length` elements.
 
-Usage: python tools/bench_input.py [--num 96] [--examples_per_encode 8] [--json]
+Usage: python tools/bench_input.py [--num 96] [--examples_per_encode 8] [--length 25000] [--json]
 """
 
 import argparse
@@ -32,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 from dctformer_tf.data import chunking  # noqa: E402
 from dctformer_tf.data.compact import SequenceLayout  # noqa: E402
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
+from tools.accelerator_step import random_batch  # noqa: E402
 from tools.plan_run import TABLE3, example_bytes, run_input_settings  # noqa: E402
 
 
@@ -58,10 +62,43 @@ def encode_pass(images: np.ndarray, run, l_max, examples_per_encode: int) -> dic
             "cpu_s_per_example": cpu / max(examples, 1)}
 
 
+def expansion_cost(run, length: int, batch: int = 8, repeats: int = 10) -> dict:
+    """Seconds per example of the on-device expansion (XLA) and of the old host build."""
+    compact_batch = random_batch(run, batch, length)
+    layout = SequenceLayout.of_codec(run.codec)
+    window = run.chunking.window
+    expand = tf.function(lambda b: chunking.expand_chunks(b, layout, window)["partial_image"],
+                         jit_compile=True)
+    expand(compact_batch).numpy()  # compiles
+    start = time.perf_counter()
+    for _ in range(repeats):
+        expand(compact_batch).numpy()
+    device = (time.perf_counter() - start) / repeats / batch
+    triples = chunking.compact.unpack_sequences(
+        compact_batch["packed"], compact_batch["channel_counts"], compact_batch["length"],
+        layout)
+    sequences = tf.data.Dataset.from_tensor_slices(
+        {"triples": triples, "length": compact_batch["length"],
+         "content_hw": compact_batch["content_hw"], "label": compact_batch["label"]})
+    dense = sequences.repeat().map(lambda ex: chunking.make_training_example(
+        ex, run.codec, run.chunking.chunk_size, run.chunking.overlap,
+        ex["length"] // (2 * run.chunking.chunk_size))).batch(batch)
+    iterator = iter(dense)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        next(iterator)
+    host = (time.perf_counter() - start) / repeats / batch
+    return {"length": length, "batch": batch, "device_expand_s_per_example": device,
+            "host_dense_build_s_per_example": host}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=96, help="photo canvases to encode")
     parser.add_argument("--examples_per_encode", type=int, default=8)
+    parser.add_argument("--length", type=int, default=25000,
+                        help="elements of the random sequences of the expansion timing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from tests.photos import photo_canvases
@@ -76,7 +113,9 @@ def main(argv=None) -> None:
     images = photo_canvases(run.codec.resolution, args.num, seed=0)
     passes = [encode_pass(images, run, l_max, r)
               for r in sorted({1, args.examples_per_encode})]
-    result = {"bytes": sizes, "lsun_passes": passes, "cpu_count": os.cpu_count()}
+    expansion = expansion_cost(run, args.length)
+    result = {"bytes": sizes, "lsun_passes": passes, "expansion": expansion,
+              "cpu_count": os.cpu_count()}
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -95,6 +134,10 @@ def main(argv=None) -> None:
               f"{p['encodes_per_example']:>8.3f}{p['expected_encodes_per_example']:>10.3f}"
               f"{p['mean_length']:>8.0f}{p['mean_keep_probability']:>8.3f}"
               f"{1e3 * p['wall_s_per_encode']:>15.1f}{1e3 * p['cpu_s_per_example']:>11.1f}")
+    e = expansion
+    print(f"\nDense inputs of one LSUN example ({e['length']} elements, batch {e['batch']}): "
+          f"built in the step (XLA, this CPU) {1e3 * e['device_expand_s_per_example']:.2f} ms; "
+          f"built on the host (old pipeline) {1e3 * e['host_dense_build_s_per_example']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -502,7 +502,9 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
         # A damaged file fails in several ways (DataLossError, IndexError from the reader,
         # a shape or dtype mismatch, ...): each makes this checkpoint unusable, not the run.
         # Anything else (a file system that is down, out of memory) stops the run.
-        except DAMAGED_CHECKPOINT as error:
+        except (*DAMAGED_CHECKPOINT, tf.errors.OpError) as error:
+            if not is_damaged_checkpoint(error):
+                raise
             message = (getattr(error, "message", None) or str(error) or type(error).__name__)
             message = f"{type(error).__name__}: {message.splitlines()[0]}"
             log.warning("Skipping checkpoint %s: it does not restore (%s)", path, message[:300])
@@ -517,6 +519,15 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
                          f"{', '.join(manager.checkpoints)}); move them aside to start over")
     log.info("No checkpoint in %s: starting from step 0", manager.directory)
     return 0
+
+
+def is_damaged_checkpoint(error: Exception) -> bool:
+    """Whether restoring failed because the checkpoint's files are damaged. TensorFlow's
+    checkpoint reader reports a bundle checksum mismatch as a plain OpError (code UNKNOWN),
+    so that one is recognised by its message."""
+    if isinstance(error, DAMAGED_CHECKPOINT):
+        return True
+    return "Checksum does not match" in (getattr(error, "message", None) or str(error))
 
 
 def check_writable(model_dir: str) -> None:

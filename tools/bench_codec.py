@@ -16,6 +16,7 @@ the float64 numpy reference, Pillow), ratios to Pillow, and process CPU µs per 
 tf.data (all its threads) and Pillow: their ratio is the per-core comparison.
 
 Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 5]
+       [--sets shapes64 photo64 photo256]
 """
 
 import argparse
@@ -38,6 +39,13 @@ from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
 from dctformer_tf.dct import SparseCodec, np_fast  # noqa: E402
 from tests.photos import photo_crops  # noqa: E402
+
+
+SETS = {
+    "shapes64": lambda num: shapes_arrays("test", num)[0],
+    "photo64": lambda num: photo_crops(64, num),
+    "photo256": lambda num: photo_crops(256, num),
+}
 
 
 def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) -> dict:
@@ -119,12 +127,10 @@ def main():
                         help="images per encode call (default: encode_dataset's)")
     parser.add_argument("--reference-num", type=int, default=32,
                         help="images through the float64 numpy reference (slow)")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS),
+                        help="image sets to run")
     args = parser.parse_args()
-    sets = {
-        "shapes 64": shapes_arrays("test", args.num)[0],
-        "photo 64": photo_crops(64, args.num),
-        "photo 256": photo_crops(256, args.num),
-    }
+    sets = {name: SETS[name](args.num) for name in args.sets}
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
           f"{args.rounds} rounds, consumer batch {args.batch}, "
           f"encode batch {args.encode_batch or 'auto'}")

@@ -129,12 +129,19 @@ def encode_dataset(
         raise ValueError(f"on_overflow must be one of {ON_OVERFLOW}, got {on_overflow!r}")
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
-    ds = _encode(source, codec, max_length, encode_batch_size, on_overflow == "error",
-                 jit_compile, num_parallel_calls, deterministic)
     if on_overflow == "skip":
         overlong = OverlongLog() if overlong is None else overlong
-        ds = ds.filter(lambda ex: _keep_or_report(ex, max_length, overlong))
-    return ds.map(lambda ex: {key: ex[key] for key in OUTPUT_KEYS})
+    ds = _encode(source, codec, max_length, encode_batch_size, on_overflow == "error",
+                 jit_compile, num_parallel_calls, deterministic)
+    if codec.resolution is None:  # one example per element
+        if on_overflow == "skip":
+            ds = ds.filter(lambda ex: _keep_or_report(ex, max_length, overlong))
+        return ds.map(lambda ex: {key: ex[key] for key in OUTPUT_KEYS})
+    # Batches: the length policy and the output keys are applied per batch, so that the only
+    # per-example step left is the unbatch (per-example maps cost more than a 64x64 encode).
+    if on_overflow == "skip":
+        ds = ds.map(lambda batch: _keep_fitting(batch, max_length, overlong))
+    return ds.map(lambda batch: {key: batch[key] for key in OUTPUT_KEYS}).unbatch()
 
 
 def encode_lengths(
@@ -160,23 +167,25 @@ def encode_lengths(
     """
     ds = _encode(source, codec, 1, encode_batch_size, False, jit_compile, num_parallel_calls,
                  deterministic)
-    return ds.map(lambda ex: {"name": ex["name"], "length": ex["length"]})
+    ds = ds.map(lambda ex: {"name": ex["name"], "length": ex["length"]})
+    return ds if codec.resolution is None else ds.unbatch()
 
 
 def _encode(source: tf.data.Dataset, codec: SparseCodec, max_length: int,
             encode_batch_size: int | None, check: bool, jit_compile: bool,
             num_parallel_calls: int, deterministic: bool) -> tf.data.Dataset:
-    """The encoding graph: {"triples", "length", "content_hw", "label", "name"} per image;
-    `check` raises on a sequence over `max_length`, otherwise its length says so."""
+    """The encoding graph: {"triples", "length", "content_hw", "label", "name"}, per image
+    without a resolution, per encode batch (a leading axis) with one. `check` raises on a
+    sequence over `max_length`, otherwise its length says so."""
     parallel = {"num_parallel_calls": num_parallel_calls, "deterministic": deterministic}
-    source = _with_names(source)
-    if encode_batch_size is None and codec.resolution is not None:
-        encode_batch_size = int(min(64, max(1, 2**19 // codec.resolution**2)))
     if codec.resolution is None:
-        return source.map(lambda ex: _encode_one(ex, codec, max_length, check), **parallel)
+        return _with_names(source).map(
+            lambda ex: _encode_one(ex, codec, max_length, check), **parallel)
+    if encode_batch_size is None:
+        encode_batch_size = int(min(64, max(1, 2**19 // codec.resolution**2)))
     ds = _canvas_batches(source, codec, encode_batch_size, parallel)
     return ds.map(lambda batch: _encode_batch(batch, codec, max_length, jit_compile, check),
-                  **parallel).unbatch()
+                  **parallel)
 
 
 def _with_names(source: tf.data.Dataset) -> tf.data.Dataset:
@@ -199,14 +208,20 @@ def _canvas_batches(source: tf.data.Dataset, codec: SparseCodec, batch_size: int
     if (tuple(source.element_spec["image"].shape) == (r, r, 3)
             and all(spec.shape.is_fully_defined() for spec in specs)):
         # Already canvas-sized: placing on the canvas is the identity, so the images are
-        # batched as they come, without a per-image step.
-        def as_canvases(batch):
+        # batched as they come, without a per-image step (names too are made per batch).
+        def as_canvases(first, batch):
             size = tf.shape(batch["image"])[0]
             label = batch.get("label", tf.zeros([size], tf.int32))
+            name = batch.get("name")
+            if name is None:
+                index = first * batch_size + tf.range(size, dtype=tf.int64)
+                name = tf.strings.join(["example ", tf.strings.as_string(index)])
             return {"pixels": batch["image"], "content_hw": tf.fill([size, 2], r),
-                    "label": tf.cast(label, tf.int32), "name": batch["name"]}
+                    "label": tf.cast(label, tf.int32), "name": name}
 
-        return source.batch(batch_size).map(as_canvases)
+        return source.batch(batch_size).enumerate().map(as_canvases)
+
+    source = _with_names(source)
 
     def place(example):
         pixels, content = codec.tf_canvas(example["image"])
@@ -257,6 +272,20 @@ def _check_lengths(length: tf.Tensor, name: tf.Tensor, max_length: int) -> tf.Te
         summarize=8)
     with tf.control_dependencies([check]):  # in graphs the assert must gate the output
         return tf.identity(length)
+
+
+def _keep_fitting(batch: dict, max_length: int, overlong: OverlongLog) -> dict:
+    """An encoded batch without its over-long sequences, each recorded in `overlong`."""
+    keep = batch["length"] <= max_length  # [b]
+
+    def drop():
+        kept = tf.map_fn(lambda ex: _keep_or_report(ex, max_length, overlong),
+                         {"name": batch["name"], "length": batch["length"]},
+                         fn_output_signature=tf.bool)
+        return {key: tf.boolean_mask(value, kept) for key, value in batch.items()}
+
+    # The rare branch only: masking copies the batch.
+    return tf.cond(tf.reduce_all(keep), lambda: batch, drop)
 
 
 def _keep_or_report(example: dict, max_length: int, overlong: OverlongLog) -> tf.Tensor:

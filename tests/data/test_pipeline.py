@@ -85,6 +85,23 @@ def test_overflow_skip_logs_each_image_once_and_counts_it(rng, caplog):
         encode_dataset(_source(images, [0, 1]), codec, 50, on_overflow="truncate")
 
 
+def test_names_and_skips_are_per_image_across_encode_batches(rng, caplog):
+    # Canvas-sized images are named and length-checked per encode batch; the names must still
+    # be the source indices, and a skip must drop only its own image, in any batch.
+    codec = SparseCodec(quality=90, resolution=64)
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    images = [flat, flat, flat, random_image(rng, 64, 64), flat]
+    long_length = len(codec.encode(images[3]))
+    source = _source(images, list(range(5)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"(?s)\[example 3\].*{long_length}"):
+        list(encode_dataset(source, codec, 50, encode_batch_size=2))
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.pipeline"):
+        kept = list(encode_dataset(source, codec, 50, encode_batch_size=2, on_overflow="skip"))
+    assert [int(ex["label"]) for ex in kept] == [0, 1, 2, 4]
+    assert all(ex["triples"].shape == (50, 3) for ex in kept)
+    assert "Skipping image example 3" in caplog.text
+
+
 @pytest.mark.parametrize("resolution", (64, None))
 def test_encode_lengths_are_the_true_lengths_over_any_max_length(resolution, rng):
     codec = SparseCodec(quality=90, resolution=resolution)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from dctformer_tf.model.decoder_trunk import DecoderTrunk
+from dctformer_tf.model.position_init import SinusoidalPositionInitializer, check_position_init
 from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
 
 
@@ -48,6 +49,9 @@ class ChannelDecoder(DecoderTrunk):
         value_init: str. `"normal"` (N(0, 0.02²) like the other embeddings) or
             `"sinusoidal"`: `E_v` starts as Fourier features of the signed value
             (`value_init.py`), so neighbouring values start out similar.
+        position_init: str. `"normal"` or `"sinusoidal_2d"`: `E_p` starts as Fourier
+            features of the grid row and column (`position_init.py`); needs `grid_size`.
+        grid_size: int. Luma block-grid side `G` (`P = G**2`); used by `position_init`.
         **kwargs: the `DecoderTrunk` arguments (`d_model`, `num_heads`, `layer_spec`,
             `key_size`, `dropout`, `layer_norm_epsilon`) and the base layer's.
     """
@@ -60,9 +64,13 @@ class ChannelDecoder(DecoderTrunk):
         window: int,
         num_classes: int = 0,
         value_init: str = "normal",
+        position_init: str = "normal",
+        grid_size: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.position_init = check_position_init(position_init)
+        self.grid_size = grid_size
         self.num_channels = num_channels
         self.num_positions = num_positions
         self.num_values = num_values
@@ -75,7 +83,11 @@ class ChannelDecoder(DecoderTrunk):
             value_initializer = SinusoidalValueInitializer((num_values - 1) // 2, stddev=0.02)
         # Input ids run past the targets by START (and EOS for channels): see `start_triple`.
         self.channel_embedding = self._embedding(num_channels + 2, "channel_embedding")
-        self.position_embedding = self._embedding(num_positions + 1, "position_embedding")
+        position_initializer = None
+        if position_init == "sinusoidal_2d":
+            position_initializer = SinusoidalPositionInitializer(grid_size, stddev=0.02)
+        self.position_embedding = self._embedding(
+            num_positions + 1, "position_embedding", position_initializer)
         self.value_embedding = self._embedding(num_values + 1, "value_embedding", value_initializer)
         self.step_embedding = self._embedding(window, "step_embedding")
         self.class_embedding = None

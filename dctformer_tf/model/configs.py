@@ -38,6 +38,8 @@ class ModelConfig:
         value_scale: str. `"quantized"` or `"dequantized"` partial-image values.
         value_init: str. `"normal"` or `"sinusoidal"` start of the value embedding and
             logits (`value_init.py`).
+        position_init: str. `"normal"` or `"sinusoidal_2d"` start of the position embeddings
+            and logits (`position_init.py`).
         input_transform: str. `"linear"` or `"signed_log"` encoder input (`PartialImageEncoder`).
         remat: bool. Recompute every residual block's activations in the backward pass
             instead of storing them (`DCTransformer`); no effect on the weights.
@@ -61,6 +63,7 @@ class ModelConfig:
     dropout: float = 0.0
     value_scale: str = "quantized"
     value_init: str = "normal"
+    position_init: str = "normal"
     input_transform: str = "linear"
     remat: bool = False
 
@@ -98,6 +101,7 @@ class ModelConfig:
             dropout=self.dropout,
             value_scale=self.value_scale,
             value_init=self.value_init,
+            position_init=self.position_init,
             input_transform=self.input_transform,
             remat=self.remat,
         )

@@ -64,6 +64,8 @@ class DCTransformer(keras.Model):
             `"dequantized"` (holds `v * Q`, scaled by `1 / (S * 128)`).
         value_init: str. `"normal"` or `"sinusoidal"`: how the value-token embedding and the
             value logits kernel start (`value_init.py`); same shapes either way.
+        position_init: str. `"normal"` or `"sinusoidal_2d"`: how the position embeddings and
+            the position logits kernel start (`position_init.py`); same shapes either way.
         input_transform: str. `"linear"` or `"signed_log"`: how the encoder maps partial-image
             values into [-1, 1] (`PartialImageEncoder`).
         layer_norm_epsilon: float. Epsilon of every layer norm.
@@ -105,6 +107,7 @@ class DCTransformer(keras.Model):
         dropout: float = 0.0,
         value_scale: str = "quantized",
         value_init: str = "normal",
+        position_init: str = "normal",
         input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
         remat: bool = False,
@@ -128,6 +131,7 @@ class DCTransformer(keras.Model):
         self.dropout = dropout
         self.value_scale = value_scale
         self.value_init = value_init
+        self.position_init = position_init
         self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
         self.remat = remat
@@ -167,6 +171,8 @@ class DCTransformer(keras.Model):
             layer_spec=self.channel_spec,
             num_classes=num_classes,
             value_init=value_init,
+            position_init=position_init,
+            grid_size=grid_size,
             name="channel_decoder",
             **shared,
         )
@@ -175,6 +181,8 @@ class DCTransformer(keras.Model):
             num_positions=self.num_positions,
             d_model=d_model,
             layer_spec=self.position_spec,
+            position_init=position_init,
+            grid_size=grid_size,
             name="position_decoder",
             **shared,
         )
@@ -186,6 +194,7 @@ class DCTransformer(keras.Model):
             d_model=d_model,
             layer_spec=self.value_spec,
             value_init=value_init,
+            position_init=position_init,
             name="value_decoder",
             **shared,
         )
@@ -315,6 +324,7 @@ class DCTransformer(keras.Model):
                 "dropout": self.dropout,
                 "value_scale": self.value_scale,
                 "value_init": self.value_init,
+                "position_init": self.position_init,
                 "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "remat": self.remat,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from dctformer_tf.model.decoder_trunk import DecoderTrunk
+from dctformer_tf.model.position_init import SinusoidalPositionInitializer, check_position_init
 
 
 @keras.saving.register_keras_serializable(package="dctformer_tf")
@@ -21,18 +22,28 @@ class PositionDecoder(DecoderTrunk):
     Args:
         num_channels: int. Number of DCT channels `C` (targets range over `C + 1` with EOS).
         num_positions: int. Number of positions `P`.
+        position_init: str. `"normal"` (Glorot-uniform logits kernel) or `"sinusoidal_2d"`:
+            the kernel's column for position `p` starts as Fourier features of its grid row
+            and column (`position_init.py`), so the first logits are smooth over the grid.
+        grid_size: int. Luma block-grid side `G` (`P = G**2`); used by `position_init`.
         **kwargs: the `DecoderTrunk` arguments (`d_model`, `num_heads`, `layer_spec`,
             `key_size`, `dropout`, `layer_norm_epsilon`) and the base layer's.
     """
 
-    def __init__(self, num_channels: int, num_positions: int, **kwargs):
+    def __init__(self, num_channels: int, num_positions: int, position_init: str = "normal",
+                 grid_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.num_channels = num_channels
         self.num_positions = num_positions
+        self.position_init = check_position_init(position_init)
+        self.grid_size = grid_size
         self.target_channel_embedding = self._embedding(
             num_channels + 1, "target_channel_embedding"
         )
-        self._create_trunk(num_positions)
+        logits_initializer = "glorot_uniform"
+        if position_init == "sinusoidal_2d":
+            logits_initializer = SinusoidalPositionInitializer(grid_size, transpose=True)
+        self._create_trunk(num_positions, logits_initializer)
 
     def _embed(self, channel_hidden, target_channel):
         """`channel_hidden [B, T, D]`, `target_channel [B, T]` -> inputs `[B, T, D]`."""

@@ -5,6 +5,7 @@ from keras import ops
 
 from dctformer_tf.model.decoder_trunk import DecoderTrunk
 from dctformer_tf.model.partial_image_encoder import encoder_cell_index
+from dctformer_tf.model.position_init import SinusoidalPositionInitializer, check_position_init
 from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
 
 
@@ -44,6 +45,8 @@ class ValueDecoder(DecoderTrunk):
         value_init: str. `"normal"` (Glorot-uniform logits kernel) or `"sinusoidal"`: the
             kernel's column for value `v` starts as Fourier features of `v`
             (`value_init.py`), so the first logits are smooth in `v`.
+        position_init: str. `"normal"` or `"sinusoidal_2d"`: `E'_p` starts as Fourier
+            features of the grid row and column (`position_init.py`).
         **kwargs: the `DecoderTrunk` arguments (`d_model`, `num_heads`, `layer_spec`,
             `key_size`, `dropout`, `layer_norm_epsilon`) and the base layer's.
     """
@@ -55,16 +58,22 @@ class ValueDecoder(DecoderTrunk):
         grid_size: int,
         conv_stride: int,
         value_init: str = "normal",
+        position_init: str = "normal",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.value_init = check_value_init(value_init)
+        self.position_init = check_position_init(position_init)
         self.num_positions = num_positions
         self.num_values = num_values
         self.grid_size = grid_size
         self.conv_stride = conv_stride
 
-        self.target_position_embedding = self._embedding(num_positions, "target_position_embedding")
+        position_initializer = None
+        if position_init == "sinusoidal_2d":
+            position_initializer = SinusoidalPositionInitializer(grid_size, stddev=0.02)
+        self.target_position_embedding = self._embedding(
+            num_positions, "target_position_embedding", position_initializer)
         logits_initializer = "glorot_uniform"
         if value_init == "sinusoidal":
             logits_initializer = SinusoidalValueInitializer((num_values - 1) // 2, transpose=True)

@@ -44,11 +44,18 @@ def sinusoidal_value_features(num_tokens: int, clip: int, dim: int) -> np.ndarra
         float64 `[num_tokens, dim]`: columns `cos(ω_i v)` then `sin(ω_i v)`, each of mean
         square 1/2 over a full period.
     """
-    half = dim // 2
     values = np.arange(num_tokens, dtype=np.float64) - clip  # [num_tokens]
-    periods = np.geomspace(2.0, 4.0 * (clip + 1), half) if half > 1 else np.array([2.0])
-    angles = values[:, None] * (2.0 * np.pi / periods[:half])[None, :]  # [num_tokens, half]
-    features = np.zeros((num_tokens, dim))
+    return fourier_features(values, 4.0 * (clip + 1), dim)
+
+
+def fourier_features(values: np.ndarray, max_period: float, dim: int) -> np.ndarray:
+    """float64 `[len(values), dim]`: `cos(ω_i v)` then `sin(ω_i v)` for `dim // 2` angular
+    frequencies `ω_i = 2π / period_i`, periods geometric from 2 to `max_period` (an odd `dim`
+    leaves the last column zero). Shared by the value and position starts."""
+    half = dim // 2
+    periods = np.geomspace(2.0, max_period, half) if half > 1 else np.array([2.0])
+    angles = values[:, None] * (2.0 * np.pi / periods[:half])[None, :]  # [len(values), half]
+    features = np.zeros((len(values), dim))
     features[:, :half] = np.cos(angles)
     features[:, half:2 * half] = np.sin(angles)
     return features

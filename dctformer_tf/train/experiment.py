@@ -96,6 +96,7 @@ def model_architecture(
     key_size: int = 64,
     dropout: float = 0.0,
     value_init: str = "normal",
+    position_init: str = "normal",
     input_transform: str = "linear",
     remat: bool = False,
 ) -> dict:
@@ -105,6 +106,7 @@ def model_architecture(
                 channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
                 conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
                 key_size=key_size, dropout=dropout, value_init=value_init,
+                position_init=position_init,
                 input_transform=input_transform, remat=remat)
 
 

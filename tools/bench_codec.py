@@ -40,7 +40,6 @@ from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
 from dctformer_tf.dct import SparseCodec, np_fast  # noqa: E402
 from tests.photos import photo_crops  # noqa: E402
 
-
 SETS = {
     "shapes64": lambda num: shapes_arrays("test", num)[0],
     "photo64": lambda num: photo_crops(64, num),

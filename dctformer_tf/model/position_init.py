@@ -22,7 +22,7 @@ import math
 import keras
 import numpy as np
 
-from dctformer_tf.model.value_init import fourier_features
+from dctformer_tf.model.value_init import FourierTableInitializer, fourier_features
 
 POSITION_INITS = ("normal", "sinusoidal_2d")
 
@@ -46,32 +46,24 @@ def sinusoidal_position_features(num_positions: int, grid_size: int, dim: int) -
 
 
 @keras.saving.register_keras_serializable(package="dctformer_tf")
-class SinusoidalPositionInitializer(keras.initializers.Initializer):
-    """Initialises a `[positions, D]` embedding table (or, with `transpose=True`, a
-    `[D, positions]` logits kernel) with `sinusoidal_position_features`, scaled to entries of
-    standard deviation `stddev` (None: the Glorot-uniform standard deviation a Dense kernel
-    would get). Rows past the grid (the START id) are drawn from N(0, stddev²)."""
+class SinusoidalPositionInitializer(FourierTableInitializer):
+    """`sinusoidal_position_features` as an embedding table or logits kernel (see the base,
+    `value_init.FourierTableInitializer`). Rows past the grid (the START id) are drawn from
+    N(0, stddev²) by keras' generator, so that `keras.utils.set_random_seed` holds."""
 
     def __init__(self, grid_size: int, stddev: float | None = None, transpose: bool = False,
                  seed: int | None = None):
+        super().__init__(stddev, transpose)
         self.grid_size = grid_size
-        self.stddev = stddev
-        self.transpose = transpose
         self.seed = seed
 
-    def __call__(self, shape, dtype=None):
-        rows, dim = (shape[1], shape[0]) if self.transpose else (shape[0], shape[1])
-        stddev = self.stddev if self.stddev is not None else math.sqrt(2.0 / (rows + dim))
-        # Mean square 1/2 per Fourier column, so sqrt(2) gives entries of std `stddev`.
-        features = sinusoidal_position_features(rows, self.grid_size, dim) * (stddev * math.sqrt(2.0))
+    def features(self, rows: int, dim: int, stddev: float) -> np.ndarray:
+        table = sinusoidal_position_features(rows, self.grid_size, dim) * (stddev * math.sqrt(2.0))
         extra = np.arange(rows) >= self.grid_size**2
-        if extra.any():  # keras' generator, so that `keras.utils.set_random_seed` holds
+        if extra.any():
             normal = keras.initializers.RandomNormal(stddev=stddev, seed=self.seed)
-            features[extra] = keras.ops.convert_to_numpy(normal((int(extra.sum()), dim)))
-        if self.transpose:
-            features = features.T
-        return keras.ops.convert_to_tensor(features, dtype=dtype or "float32")
+            table[extra] = keras.ops.convert_to_numpy(normal((int(extra.sum()), dim)))
+        return table
 
     def get_config(self):
-        return {"grid_size": self.grid_size, "stddev": self.stddev, "transpose": self.transpose,
-                "seed": self.seed}
+        return {"grid_size": self.grid_size, "seed": self.seed, **super().get_config()}

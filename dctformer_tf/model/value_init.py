@@ -61,25 +61,43 @@ def fourier_features(values: np.ndarray, max_period: float, dim: int) -> np.ndar
     return features
 
 
-@keras.saving.register_keras_serializable(package="dctformer_tf")
-class SinusoidalValueInitializer(keras.initializers.Initializer):
-    """Initialises a `[tokens, D]` embedding table (or, with `transpose=True`, a `[D, tokens]`
-    logits kernel) with `sinusoidal_value_features`, scaled to entries of standard deviation
-    `stddev` (None: the Glorot-uniform standard deviation `sqrt(2 / (fan_in + fan_out))`
-    that a Dense kernel would get)."""
+class FourierTableInitializer(keras.initializers.Initializer):
+    """Base of the smooth starts: a `[rows, D]` table (or, with `transpose=True`, a
+    `[D, rows]` logits kernel) of Fourier features (`features`), scaled to entries of standard
+    deviation `stddev` (None: the Glorot-uniform standard deviation `sqrt(2 / (fan_in +
+    fan_out))` that a Dense kernel would get). Each Fourier column has mean square 1/2, hence
+    the factor sqrt(2)."""
 
-    def __init__(self, clip: int, stddev: float | None = None, transpose: bool = False):
-        self.clip = clip
+    def __init__(self, stddev: float | None = None, transpose: bool = False):
         self.stddev = stddev
         self.transpose = transpose
+
+    def features(self, rows: int, dim: int, stddev: float) -> np.ndarray:
+        """float64 [rows, dim] with entries of standard deviation `stddev`."""
+        raise NotImplementedError
 
     def __call__(self, shape, dtype=None):
         rows, dim = (shape[1], shape[0]) if self.transpose else (shape[0], shape[1])
         stddev = self.stddev if self.stddev is not None else math.sqrt(2.0 / (rows + dim))
-        features = sinusoidal_value_features(rows, self.clip, dim) * (stddev * math.sqrt(2.0))
+        table = self.features(rows, dim, stddev)
         if self.transpose:
-            features = features.T
-        return keras.ops.convert_to_tensor(features, dtype=dtype or "float32")
+            table = table.T
+        return keras.ops.convert_to_tensor(table, dtype=dtype or "float32")
 
     def get_config(self):
-        return {"clip": self.clip, "stddev": self.stddev, "transpose": self.transpose}
+        return {"stddev": self.stddev, "transpose": self.transpose}
+
+
+@keras.saving.register_keras_serializable(package="dctformer_tf")
+class SinusoidalValueInitializer(FourierTableInitializer):
+    """`sinusoidal_value_features` as an embedding table or logits kernel (see the base)."""
+
+    def __init__(self, clip: int, stddev: float | None = None, transpose: bool = False):
+        super().__init__(stddev, transpose)
+        self.clip = clip
+
+    def features(self, rows: int, dim: int, stddev: float) -> np.ndarray:
+        return sinusoidal_value_features(rows, self.clip, dim) * (stddev * math.sqrt(2.0))
+
+    def get_config(self):
+        return {"clip": self.clip, **super().get_config()}

@@ -26,6 +26,9 @@ class CachedMultiHeadAttention(keras.layers.Layer):
       query attends to slots `0..t`, and the call returns `(output [B, 1, D], cache)`. All
       shapes stay static, so the step runs inside `tf.while_loop` and under XLA.
 
+    Each call may add `bias` (float32, broadcastable to `[B, H, T, S]`, e.g. a
+    `GridAttentionBias`) to the scaled logits of self-attention, before the mask.
+
     Args:
         num_heads: int. Number of attention heads `H`.
         key_size: int. Size `K` of each head's queries, keys and values.
@@ -81,19 +84,20 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         value = self.value_dense(context)  # [B, S, Dc] -> [B, H, S, K]
         return ops.stack([key, value], axis=1)  # -> [B, 2, H, S, K]
 
-    def call(self, query, context=None, key_value=None, cache=None, cache_index=None):
+    def call(self, query, context=None, key_value=None, cache=None, cache_index=None,
+             bias=None):
         projected_query = self.query_dense(query)  # [B, T, D] -> [B, H, T, K]
         if cache is not None:
-            return self._cached_step(query, projected_query, cache, cache_index)
+            return self._cached_step(query, projected_query, cache, cache_index, bias)
         mask = None
         if key_value is None and context is None and self.causal:
             positions = ops.arange(ops.shape(query)[1])
             mask = ops.greater_equal(positions[:, None], positions[None, :])  # [T, S]
         if key_value is None:
             key_value = self.project_key_value(query if context is None else context)
-        return self._attend(projected_query, key_value[:, 0], key_value[:, 1], mask)
+        return self._attend(projected_query, key_value[:, 0], key_value[:, 1], mask, bias)
 
-    def _cached_step(self, query, projected_query, cache, cache_index):
+    def _cached_step(self, query, projected_query, cache, cache_index, bias=None):
         batch_size = ops.shape(query)[0]
         index = ops.broadcast_to(ops.cast(cache_index, "int32"), (batch_size,))  # [B]
         slots = ops.arange(ops.shape(cache)[3], dtype="int32")  # [T]
@@ -101,14 +105,17 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         step_key_value = self.project_key_value(query)  # [B, 2, H, 1, K]
         cache = ops.where(write[:, None, None, :, None], step_key_value, cache)
         visible = ops.less_equal(slots[None, :], index[:, None])  # [B, T]
-        outputs = self._attend(projected_query, cache[:, 0], cache[:, 1], visible[:, None, None, :])
+        outputs = self._attend(projected_query, cache[:, 0], cache[:, 1],
+                               visible[:, None, None, :], bias)
         return outputs, cache
 
-    def _attend(self, query, key, value, mask):
-        """`query [B, H, T, K]`, `key`/`value [B, H, S, K]`, boolean `mask` broadcastable to
-        `[B, H, T, S]` (True = attend) → `[B, T, D]`."""
+    def _attend(self, query, key, value, mask, bias=None):
+        """`query [B, H, T, K]`, `key`/`value [B, H, S, K]`, boolean `mask` and float32 `bias`
+        broadcastable to `[B, H, T, S]` (True = attend) → `[B, T, D]`."""
         scores = ops.einsum("bhtk,bhsk->bhts", query, key)  # [B, H, T, S]
         scores = ops.cast(scores, "float32") * (self.key_size**-0.5)
+        if bias is not None:
+            scores = scores + bias
         if mask is not None:
             scores = ops.where(mask, scores, -1e9)
         weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)

@@ -40,6 +40,8 @@ class ModelConfig:
             logits (`value_init.py`).
         position_init: str. `"normal"` or `"sinusoidal_2d"` start of the position embeddings
             and logits (`position_init.py`).
+        attention_bias: str. `"none"` or `"grid_2d"` (the value decoder's grid-offset
+            attention bias, `grid_attention_bias.py`).
         input_transform: str. `"linear"` or `"signed_log"` encoder input (`PartialImageEncoder`).
         remat: bool. Recompute every residual block's activations in the backward pass
             instead of storing them (`DCTransformer`); no effect on the weights.
@@ -64,6 +66,7 @@ class ModelConfig:
     value_scale: str = "quantized"
     value_init: str = "normal"
     position_init: str = "normal"
+    attention_bias: str = "none"
     input_transform: str = "linear"
     remat: bool = False
 
@@ -102,6 +105,7 @@ class ModelConfig:
             value_scale=self.value_scale,
             value_init=self.value_init,
             position_init=self.position_init,
+            attention_bias=self.attention_bias,
             input_transform=self.input_transform,
             remat=self.remat,
         )
@@ -160,6 +164,8 @@ def count_parameters(model_config: dict) -> int:
     position_decoder = (channels + 1) * d + stack(c["position_spec"], cross=True)
     position_decoder += head(positions)
     value_decoder = positions * d + stack(c["value_spec"], cross=True) + head(values)
+    if c.get("attention_bias", "none") == "grid_2d":  # one table per head and grid offset
+        value_decoder += c["num_heads"] * ((2 * c["grid_size"] - 1) ** 2 + 1)
     return encoder + channel_decoder + position_decoder + value_decoder
 
 

@@ -66,6 +66,8 @@ class DCTransformer(keras.Model):
             value logits kernel start (`value_init.py`); same shapes either way.
         position_init: str. `"normal"` or `"sinusoidal_2d"`: how the position embeddings and
             the position logits kernel start (`position_init.py`); same shapes either way.
+        attention_bias: str. `"none"` or `"grid_2d"`: a learned bias per head and grid offset
+            in the value decoder's self-attention (`grid_attention_bias.py`); starts at zero.
         input_transform: str. `"linear"` or `"signed_log"`: how the encoder maps partial-image
             values into [-1, 1] (`PartialImageEncoder`).
         layer_norm_epsilon: float. Epsilon of every layer norm.
@@ -108,6 +110,7 @@ class DCTransformer(keras.Model):
         value_scale: str = "quantized",
         value_init: str = "normal",
         position_init: str = "normal",
+        attention_bias: str = "none",
         input_transform: str = "linear",
         layer_norm_epsilon: float = 1e-6,
         remat: bool = False,
@@ -132,6 +135,7 @@ class DCTransformer(keras.Model):
         self.value_scale = value_scale
         self.value_init = value_init
         self.position_init = position_init
+        self.attention_bias = attention_bias
         self.input_transform = input_transform
         self.layer_norm_epsilon = layer_norm_epsilon
         self.remat = remat
@@ -195,6 +199,7 @@ class DCTransformer(keras.Model):
             layer_spec=self.value_spec,
             value_init=value_init,
             position_init=position_init,
+            attention_bias=attention_bias,
             name="value_decoder",
             **shared,
         )
@@ -325,6 +330,7 @@ class DCTransformer(keras.Model):
                 "value_scale": self.value_scale,
                 "value_init": self.value_init,
                 "position_init": self.position_init,
+                "attention_bias": self.attention_bias,
                 "input_transform": self.input_transform,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "remat": self.remat,

@@ -123,20 +123,21 @@ class DecoderTrunk(keras.layers.Layer):
         self.output_dense.build(hidden_shape)
         self.built = True
 
-    def _trunk(self, embedded, encoder_output, training=None):
-        """`embedded [B, T, D]`, `encoder_output [B, N, D]` ->
-        `(logits [B, T, X], hidden [B, T, D])`."""
-        hidden = self.stack(embedded, context=encoder_output, training=training)
+    def _trunk(self, embedded, encoder_output, training=None, self_bias=None):
+        """`embedded [B, T, D]`, `encoder_output [B, N, D]` (and an optional self-attention
+        bias `[B, H, T, T]`) -> `(logits [B, T, X], hidden [B, T, D])`."""
+        hidden = self.stack(embedded, context=encoder_output, training=training,
+                            self_bias=self_bias)
         return self.output_dense(self.output_norm(hidden)), hidden
 
     def init_cache(self, encoder_output, window: int) -> dict:
         """Decoding cache for `window` steps: see `PARStack.init_cache`."""
         return self.stack.init_cache(encoder_output, window)
 
-    def _trunk_step(self, embedded, cache: dict, step):
+    def _trunk_step(self, embedded, cache: dict, step, self_bias=None):
         """One cached step: `embedded [B, 1, D]` at window step `step` (int32 scalar or `[B]`)
         -> `(logits [B, X], hidden [B, D], cache)`; equals step `step` of `_trunk`."""
-        hidden, cache = self.stack.call_step(embedded, cache, step)
+        hidden, cache = self.stack.call_step(embedded, cache, step, self_bias)
         hidden = hidden[:, 0]  # [B, 1, D] -> [B, D]
         return self.output_dense(self.output_norm(hidden)), hidden, cache
 

@@ -132,11 +132,14 @@ class PARStack(keras.layers.Layer):
                 residual.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, context=None, training=None):
+    def call(self, inputs, context=None, training=None, self_bias=None):
+        """`self_bias`: float32 `[B, H, T, T]` added to every self-attention's logits."""
         outputs = inputs
         for kind, residual in zip(self._kinds, self.residual_layers, strict=True):
             if kind == "cross":
                 outputs = residual(outputs, context=context, training=training)
+            elif kind == "self":
+                outputs = residual(outputs, training=training, bias=self_bias)
             else:
                 outputs = residual(outputs, training=training)
         return outputs
@@ -160,8 +163,9 @@ class PARStack(keras.layers.Layer):
             cache["cross"] = ops.stack(cross, axis=1)  # L x [B, 2, H, N, K] -> [B, L, 2, H, N, K]
         return cache
 
-    def call_step(self, inputs, cache: dict, cache_index):
-        """Runs position `cache_index` (int32 scalar or `[B]`) of `inputs [B, 1, D]`.
+    def call_step(self, inputs, cache: dict, cache_index, self_bias=None):
+        """Runs position `cache_index` (int32 scalar or `[B]`) of `inputs [B, 1, D]`;
+        `self_bias` (float32 `[B, H, 1, window]`) is added to every self-attention's logits.
 
         Returns `(outputs [B, 1, D], cache)` with this position's keys/values written into
         the self-attention cache. Equals position `cache_index` of the full causal pass when
@@ -172,7 +176,8 @@ class PARStack(keras.layers.Layer):
         for kind, residual in zip(self._kinds, self.residual_layers, strict=True):
             if kind == "self":
                 layer_cache = cache["self"][:, len(self_caches)]  # [B, 2, H, T, K]
-                outputs, layer_cache = residual(outputs, cache=layer_cache, cache_index=cache_index)
+                outputs, layer_cache = residual(outputs, cache=layer_cache,
+                                                cache_index=cache_index, bias=self_bias)
                 self_caches.append(layer_cache)
             elif kind == "cross":
                 key_value = cache["cross"][:, len(self_caches) - 1]  # [B, 2, H, N, K]

@@ -76,12 +76,13 @@ class ReZeroResidual(keras.layers.Layer):
         self.built = True
 
     def call(
-        self, inputs, context=None, key_value=None, cache=None, cache_index=None, training=None
+        self, inputs, context=None, key_value=None, cache=None, cache_index=None, training=None,
+        bias=None,
     ):
         inputs = ops.cast(inputs, "float32")
         if self.remat and cache is None and key_value is None:
-            return self._rematerialized(inputs, context, training)
-        branch_kwargs = dict(context=context, key_value=key_value, cache=cache)
+            return self._rematerialized(inputs, context, training, bias)
+        branch_kwargs = dict(context=context, key_value=key_value, cache=cache, bias=bias)
         branch_kwargs = {k: v for k, v in branch_kwargs.items() if v is not None}
         if cache is not None:
             branch_kwargs["cache_index"] = cache_index
@@ -101,21 +102,26 @@ class ReZeroResidual(keras.layers.Layer):
         outputs = inputs + self.alpha * ops.cast(branch, "float32")
         return (outputs, *state) if state else outputs
 
-    def _rematerialized(self, inputs, context, training):
+    def _rematerialized(self, inputs, context, training, bias=None):
         """The full-pass residual under `keras.remat`, which takes positional tensors only
-        (and differentiates with respect to each): `inputs`, then `context` if any."""
+        (and differentiates with respect to each): `inputs`, then `context` or an attention
+        `bias` if any (a residual has at most one of them)."""
         dropout_seed = None
         if training and self.dropout > 0:
             # The same generator and call as `keras.layers.Dropout`: the same masks as
             # `remat=False` from the same generator state.
             dropout_seed = self.dropout_layer.seed_generator.next()
 
-        def residual(inputs, *context):
-            branch_kwargs = {"context": context[0]} if context else {}
+        extra = {"context": context, "bias": bias}
+        extra = {key: value for key, value in extra.items() if value is not None}
+        if len(extra) > 1:
+            raise ValueError("a residual branch takes a context or an attention bias, not both")
+
+        def residual(inputs, *tensors):
+            branch_kwargs = dict(zip(extra, tensors, strict=True))
             return self._residual(inputs, branch_kwargs, training, dropout_seed)
 
-        args = (inputs,) if context is None else (inputs, context)
-        return keras.remat(residual)(*args)
+        return keras.remat(residual)(inputs, *extra.values())
 
     def get_config(self):
         config = super().get_config()

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from dctformer_tf.model.decoder_trunk import DecoderTrunk
+from dctformer_tf.model.grid_attention_bias import GridAttentionBias, check_attention_bias
 from dctformer_tf.model.partial_image_encoder import encoder_cell_index
 from dctformer_tf.model.position_init import SinusoidalPositionInitializer, check_position_init
 from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
@@ -47,6 +48,10 @@ class ValueDecoder(DecoderTrunk):
             (`value_init.py`), so the first logits are smooth in `v`.
         position_init: str. `"normal"` or `"sinusoidal_2d"`: `E'_p` starts as Fourier
             features of the grid row and column (`position_init.py`).
+        attention_bias: str. `"none"` or `"grid_2d"`: the self-attention logits get a
+            learned bias per head for the grid offset between the two elements' target
+            positions (`grid_attention_bias.py`); the decoding cache then also holds the
+            window's positions.
         **kwargs: the `DecoderTrunk` arguments (`d_model`, `num_heads`, `layer_spec`,
             `key_size`, `dropout`, `layer_norm_epsilon`) and the base layer's.
     """
@@ -59,11 +64,13 @@ class ValueDecoder(DecoderTrunk):
         conv_stride: int,
         value_init: str = "normal",
         position_init: str = "normal",
+        attention_bias: str = "none",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.value_init = check_value_init(value_init)
         self.position_init = check_position_init(position_init)
+        self.attention_bias = check_attention_bias(attention_bias)
         self.num_positions = num_positions
         self.num_values = num_values
         self.grid_size = grid_size
@@ -78,6 +85,14 @@ class ValueDecoder(DecoderTrunk):
         if value_init == "sinusoidal":
             logits_initializer = SinusoidalValueInitializer((num_values - 1) // 2, transpose=True)
         self._create_trunk(num_values, logits_initializer)
+        self.grid_bias = None
+        if attention_bias == "grid_2d":
+            self.grid_bias = GridAttentionBias(grid_size, self.num_heads, name="grid_bias")
+
+    def build(self, *input_shapes):
+        super().build(*input_shapes)
+        if self.grid_bias is not None:
+            self.grid_bias.build()
 
     def _embed(self, position_hidden, target_position, encoder_output):
         """`position_hidden [B, T, D]`, `target_position [B, T]` -> inputs `[B, T, D]`."""
@@ -89,12 +104,32 @@ class ValueDecoder(DecoderTrunk):
 
     def call(self, position_hidden, target_position, encoder_output, training=None):
         embedded = self._embed(position_hidden, target_position, encoder_output)
-        logits, _ = self._trunk(embedded, encoder_output, training)
+        bias = None
+        if self.grid_bias is not None:
+            bias = self.grid_bias(target_position, target_position)  # [B, H, T, T]
+        logits, _ = self._trunk(embedded, encoder_output, training, bias)
         return logits
+
+    def init_cache(self, encoder_output, window: int) -> dict:
+        """`DecoderTrunk.init_cache`, plus `"positions"` int32 `[B, window]` (the window's
+        target positions so far) with the grid attention bias."""
+        cache = super().init_cache(encoder_output, window)
+        if self.grid_bias is not None:
+            cache["positions"] = ops.zeros((ops.shape(encoder_output)[0], window), "int32")
+        return cache
 
     def decode_step(self, position_hidden, position, step, encoder_output, cache: dict):
         """One cached step: `position_hidden [B, D]`, sampled/forced `position [B]`, `step`
         int32 scalar or `[B]`, `encoder_output [B, N, D]` -> `(logits [B, V], cache)`."""
         embedded = self._embed(position_hidden[:, None, :], position[:, None], encoder_output)
-        logits, _, cache = self._trunk_step(embedded, cache, step)
+        bias = None
+        if self.grid_bias is not None:
+            positions = cache["positions"]  # [B, window]
+            slots = ops.arange(ops.shape(positions)[1], dtype="int32")
+            index = ops.broadcast_to(ops.cast(step, "int32"), ops.shape(position))  # [B]
+            positions = ops.where(ops.equal(slots[None, :], index[:, None]),
+                                  ops.cast(position, "int32")[:, None], positions)
+            cache = {**cache, "positions": positions}
+            bias = self.grid_bias(position[:, None], positions)  # [B, H, 1, window]
+        logits, _, cache = self._trunk_step(embedded, cache, step, bias)
         return logits, cache

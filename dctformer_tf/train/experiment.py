@@ -97,6 +97,7 @@ def model_architecture(
     dropout: float = 0.0,
     value_init: str = "normal",
     position_init: str = "normal",
+    attention_bias: str = "none",
     input_transform: str = "linear",
     remat: bool = False,
 ) -> dict:
@@ -106,7 +107,7 @@ def model_architecture(
                 channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
                 conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
                 key_size=key_size, dropout=dropout, value_init=value_init,
-                position_init=position_init,
+                position_init=position_init, attention_bias=attention_bias,
                 input_transform=input_transform, remat=remat)
 
 

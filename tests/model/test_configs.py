@@ -87,7 +87,8 @@ def test_gin_file_parses_and_binds_every_model_field(name):
         gin.clear_config()
     # Options outside Table 3, and remat (memory, not architecture), keep their defaults in
     # the model files (run files may set them).
-    options = {"value_scale", "value_init", "position_init", "input_transform", "remat"}
+    options = {"value_scale", "value_init", "position_init", "attention_bias", "input_transform",
+               "remat"}
     fields = {f.name for f in dataclasses.fields(ModelConfig)} - options - set(DERIVED_FROM_MACROS)
     assert set(bindings) == fields
     for arg, value in bindings.items():

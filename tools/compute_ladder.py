@@ -15,6 +15,12 @@ it.
 writes `rung_<cpu-minutes>/{model, eval, train.log, rung.json}`; `report` prints the table
 (markdown), the fitted trends and the compute they predict for the goals, and draws the figure.
 
+`run --twin` trains the class-conditional twin of each rung instead (`NUM_CLASSES = 3`, the
+`shapes` classes; folders `twin_<cpu-minutes>`) and evaluates it with
+`tools/generative_classifier.py` (held-out images classified by the model's own bits per
+label) and `tools/class_conditional_accuracy.py` (samples per label, read by the classifier);
+`report` adds both to the rung of the same budget.
+
 Fits (least squares in log space, over the rungs):
   model/JPEG bits:  log(ratio)  = a + b · log(tokens)   (a power law)
   FID:              log(FID)    = a + b · log(tokens)
@@ -40,8 +46,8 @@ QUICKSTART = ["gin/models/small.gin", "gin/data/shapes.gin", "gin/runs/train.gin
 METRICS = "bpd,compression,fid,pr,structure"
 
 
-def rung_name(cpu_minutes: float) -> str:
-    return f"rung_{cpu_minutes:g}"
+def rung_name(cpu_minutes: float, prefix: str = "rung") -> str:
+    return f"{prefix}_{cpu_minutes:g}"
 
 
 def children_cpu_seconds() -> float:
@@ -53,9 +59,10 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dctformer_tf.cli.main", *args]
 
 
-def train_rung(out: str, cpu_minutes: float, steps: int, args) -> dict:
+def train_rung(out: str, cpu_minutes: float, steps: int, args, prefix: str = "rung",
+               extra_bindings: tuple = ()) -> dict:
     """Trains one rung (unless its model is complete) and returns its record."""
-    folder = os.path.join(out, rung_name(cpu_minutes))
+    folder = os.path.join(out, rung_name(cpu_minutes, prefix))
     record_path = os.path.join(folder, "rung.json")
     if os.path.exists(record_path):
         with open(record_path) as f:
@@ -65,7 +72,8 @@ def train_rung(out: str, cpu_minutes: float, steps: int, args) -> dict:
     for path in args.gin_file or QUICKSTART:
         command += ["--gin_file", path]
     bindings = [f"train.total_steps = {steps}", "train.sample_every = 0",
-                f"train.steps_per_epoch = {args.steps_per_epoch}", *(args.gin_bindings or [])]
+                f"train.steps_per_epoch = {args.steps_per_epoch}", *(args.gin_bindings or []),
+                *extra_bindings]
     for binding in bindings:
         command += ["--gin_bindings", binding]
     cpu, start = children_cpu_seconds(), time.perf_counter()
@@ -103,15 +111,36 @@ def evaluate_rung(out: str, cpu_minutes: float, args) -> None:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
+def evaluate_twin(out: str, cpu_minutes: float, args) -> None:
+    folder = os.path.join(out, rung_name(cpu_minutes, "twin"))
+    model_dir = os.path.join(folder, "model")
+    tools = os.path.dirname(os.path.abspath(__file__))
+    generative = os.path.join(folder, "generative.json")
+    if not os.path.exists(generative):
+        with open(os.path.join(folder, "generative.log"), "w") as log:
+            subprocess.run([sys.executable, os.path.join(tools, "generative_classifier.py"),
+                            "--model_dir", model_dir, "--num", "150", "--out", generative],
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+    samples = os.path.join(folder, "class_accuracy")
+    if not os.path.exists(os.path.join(samples, "class_accuracy.json")):
+        with open(os.path.join(folder, "class_accuracy.log"), "w") as log:
+            subprocess.run([sys.executable, os.path.join(tools, "class_conditional_accuracy.py"),
+                            "--model_dir", model_dir, "--classifier", args.feature_weights,
+                            "--num_per_class", "100", "--out", samples],
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
 def run(args) -> None:
+    prefix = "twin" if args.twin else "rung"
+    extra = ("NUM_CLASSES = 3",) if args.twin else ()
     for cpu_minutes in args.cpu_minutes:
         steps = max(args.steps_per_epoch,
                     int(round(cpu_minutes * args.steps_per_cpu_minute / 10.0)) * 10)
-        record = train_rung(args.out, cpu_minutes, steps, args)
-        print(f"{rung_name(cpu_minutes)}: {record['steps']} steps, "
+        record = train_rung(args.out, cpu_minutes, steps, args, prefix, extra)
+        print(f"{rung_name(cpu_minutes, prefix)}: {record['steps']} steps, "
               f"{record['cpu_seconds'] / 60:.1f} CPU-min, {record['tokens']:.3g} tokens",
               flush=True)
-        evaluate_rung(args.out, cpu_minutes, args)
+        (evaluate_twin if args.twin else evaluate_rung)(args.out, cpu_minutes, args)
 
 
 def load_rungs(out: str) -> list[dict]:
@@ -133,8 +162,25 @@ def load_rungs(out: str) -> list[dict]:
                     codec_fid=report["codec_floor"]["fid"],
                     smoothness=report["structure"]["samples"]["mean"],
                     data_smoothness=report["structure"]["data"]["mean"])
+        rung.update(twin_figures(out, rung["cpu_minutes_target"]))
         rungs.append(rung)
     return sorted(rungs, key=lambda r: r["cpu_minutes_target"])
+
+
+def twin_figures(out: str, cpu_minutes: float) -> dict:
+    """The class-conditional twin's figures at this budget, where evaluated: generative-
+    classifier accuracy and the lowest per-class sample accuracy."""
+    folder = os.path.join(out, rung_name(cpu_minutes, "twin"))
+    paths = [os.path.join(folder, "generative.json"),
+             os.path.join(folder, "class_accuracy", "class_accuracy.json")]
+    if not all(os.path.exists(p) for p in paths):
+        return {}
+    with open(paths[0]) as f:
+        generative = json.load(f)
+    with open(paths[1]) as f:
+        samples = json.load(f)["samples"]
+    return {"generative_accuracy": generative["accuracy"],
+            "sample_accuracy": {name: r["accuracy"] for name, r in samples.items()}}
 
 
 def power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -159,13 +205,19 @@ def report(args) -> None:
     cpu = np.array([r["cpu_seconds"] / 60 for r in rungs])
     tokens_per_cpu_minute = float(np.sum(tokens) / np.sum(cpu))
     print("| CPU-min (budget) | CPU-min (spent) | steps | tokens | model/JPEG | bpd | FID "
-          "(codec floor) | precision | recall | DC smoothness (data) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "(codec floor) | precision | recall | DC smoothness (data) | twin: generative "
+          "classifier | twin: sample accuracy per class |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rungs:
+        twin = ("not run", "not run")
+        if "generative_accuracy" in r:
+            twin = (f"{r['generative_accuracy']:.3f}",
+                    ", ".join(f"{name} {a:.2f}" for name, a in r["sample_accuracy"].items()))
         print(f"| {r['cpu_minutes_target']:g} | {r['cpu_seconds'] / 60:.1f} | {r['steps']} | "
               f"{r['tokens'] / 1e6:.2f} M | {r['ratio']:.3f} | {r['bpd']:.4f} | "
               f"{r['fid']:.1f} ({r['codec_fid']:.1f}) | {r['precision']:.3f} | "
-              f"{r['recall']:.3f} | {r['smoothness']:.3f} ({r['data_smoothness']:.3f}) |")
+              f"{r['recall']:.3f} | {r['smoothness']:.3f} ({r['data_smoothness']:.3f}) | "
+              f"{twin[0]} | {twin[1]} |")
     ratio_fit = power_law(tokens, np.array([r["ratio"] for r in rungs]))
     fid_fit = power_law(tokens, np.array([r["fid"] for r in rungs]))
     codec_fid = float(np.median([r["codec_fid"] for r in rungs]))
@@ -255,6 +307,8 @@ def main(argv=None) -> None:
     run_parser.add_argument("--gin_bindings", action="append")
     run_parser.add_argument("--num_images", type=int, default=200)
     run_parser.add_argument("--num_samples", type=int, default=200)
+    run_parser.add_argument("--twin", action="store_true",
+                            help="the class-conditional twin of each rung (see the docstring)")
     report_parser = commands.add_parser("report", help="table, fits and figure")
     report_parser.add_argument("--out", required=True)
     report_parser.add_argument("--figure", help="PNG path for the figure")

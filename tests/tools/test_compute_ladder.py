@@ -37,6 +37,13 @@ def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
         tokens = 1e5 * minutes
         _rung(out, minutes, tokens, 2.0 * tokens**-0.05, 4000.0 * tokens**-0.3)
     os.makedirs(os.path.join(out, "rung_80"))  # not evaluated yet: left out
+    twin = os.path.join(out, "twin_10")  # the class-conditional twin of one rung
+    os.makedirs(os.path.join(twin, "class_accuracy"))
+    with open(os.path.join(twin, "generative.json"), "w") as f:
+        json.dump({"accuracy": 0.52}, f)
+    with open(os.path.join(twin, "class_accuracy", "class_accuracy.json"), "w") as f:
+        json.dump({"samples": {"circle": {"accuracy": 0.4}, "square": {"accuracy": 0.9},
+                               "triangle": {"accuracy": 0.7}}}, f)
     rungs = ladder.load_rungs(out)
     assert [r["cpu_minutes_target"] for r in rungs] == [2.5, 10, 40]
     fit = ladder.power_law(np.array([r["tokens"] for r in rungs]),
@@ -50,6 +57,8 @@ def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
     ladder.main(["report", "--out", out, "--figure", figure, "--grids", grids])
     printed = capsys.readouterr().out
     assert printed.count("\n| 2.5 |") + printed.count("\n| 10 |") + printed.count("\n| 40 |") == 3
+    assert "| 0.520 | circle 0.40, square 0.90, triangle 0.70 |" in printed
+    assert printed.count("| not run | not run |") == 2
     assert "tokens^-0.3000" in printed and "tokens^-0.0500" in printed
     needed = (4000.0 / 30.0) ** (1 / 0.3)
     assert f"{needed:.3g} tokens, about {needed / 1e5:.3g} CPU-minutes" in printed

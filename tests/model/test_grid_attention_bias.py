@@ -70,7 +70,8 @@ def test_starts_as_a_no_op_and_then_changes_only_the_value_logits():
     assert np.abs(np.asarray(changed["value_logits"]) - before["value_logits"]).max() > 1e-3
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["graph", "xla"])  # the default path's XLA test is in the default tier
 def test_cached_decoding_equals_teacher_forcing_with_the_bias(jit_compile):
     _, model, example = _pair()
     table = model.value_decoder.grid_bias.table

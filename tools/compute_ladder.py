@@ -11,7 +11,8 @@ it.
         --steps-per-cpu-minute 133 --feature_weights outputs/shapes_classifier.keras
     python tools/compute_ladder.py report --out outputs/ladder --figure docs/figures/ladder.png
 
-`run` skips rungs whose evaluation is already written, so it can be restarted. Each rung
+`run` skips rungs whose evaluation is already written, so it can be restarted (a rung cut
+short is trained again from scratch, so that its CPU time is whole). Each rung
 writes `rung_<cpu-minutes>/{model, eval, train.log, rung.json}`; `report` prints the table
 (markdown), the fitted trends and the compute they predict for the goals, and draws the figure.
 
@@ -67,7 +68,10 @@ def train_rung(out: str, cpu_minutes: float, steps: int, args, prefix: str = "ru
     if os.path.exists(record_path):
         with open(record_path) as f:
             return json.load(f)
-    os.makedirs(folder, exist_ok=True)
+    # An interrupted rung is trained again from scratch: resuming its checkpoints would leave
+    # out the CPU time spent before the interruption.
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
     command = cli("train", "--model_dir", os.path.join(folder, "model"))
     for path in args.gin_file or QUICKSTART:
         command += ["--gin_file", path]
@@ -134,8 +138,8 @@ def run(args) -> None:
     prefix = "twin" if args.twin else "rung"
     extra = ("NUM_CLASSES = 3",) if args.twin else ()
     for cpu_minutes in args.cpu_minutes:
-        steps = max(args.steps_per_epoch,
-                    int(round(cpu_minutes * args.steps_per_cpu_minute / 10.0)) * 10)
+        epochs = max(1, round(cpu_minutes * args.steps_per_cpu_minute / args.steps_per_epoch))
+        steps = epochs * args.steps_per_epoch  # whole epochs: the trainer runs whole epochs
         record = train_rung(args.out, cpu_minutes, steps, args, prefix, extra)
         print(f"{rung_name(cpu_minutes, prefix)}: {record['steps']} steps, "
               f"{record['cpu_seconds'] / 60:.1f} CPU-min, {record['tokens']:.3g} tokens",

@@ -43,7 +43,9 @@ class CachedMultiHeadAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_heads: int, key_size: int = 64, causal: bool = False, **kwargs):
-        super().__init__(**kwargs)
+        # No autocast: Keras would round a float32 `bias` to the compute dtype on the way in.
+        # The projections cast their own inputs, and the caches are in the compute dtype.
+        super().__init__(autocast=False, **kwargs)
         self.num_heads = num_heads
         self.key_size = key_size
         self.causal = causal

@@ -69,7 +69,7 @@ class ChannelDecoder(DecoderTrunk):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.position_init = check_position_init(position_init)
+        self.position_init = check_position_init(position_init, grid_size)
         self.grid_size = grid_size
         self.num_channels = num_channels
         self.num_positions = num_positions

@@ -257,7 +257,9 @@ class DCTransformer(keras.Model):
         - `encoder_output [B, N, D]` (for the value decoder's gather);
         - `channel`, `position`, `value`: `{"self": [B, L_x, 2, H, window, K] zeros,
           "cross": [B, L_x, 2, H, N, K]}`, the self-attention key/value caches and the
-          cross-attention keys/values of the encoder output, computed here once;
+          cross-attention keys/values of the encoder output, computed here once (with
+          `attention_bias="grid_2d"` the value cache also holds `"positions"` int32
+          `[B, window]`, the target positions written so far);
         - `channel_hidden`, `position_hidden` float32 `[B, D]`: the current step's channel
           and position decoder hidden states (residual streams), passed between the three
           sub-steps.

@@ -35,7 +35,7 @@ class PositionDecoder(DecoderTrunk):
         super().__init__(**kwargs)
         self.num_channels = num_channels
         self.num_positions = num_positions
-        self.position_init = check_position_init(position_init)
+        self.position_init = check_position_init(position_init, grid_size)
         self.grid_size = grid_size
         self.target_channel_embedding = self._embedding(
             num_channels + 1, "target_channel_embedding"

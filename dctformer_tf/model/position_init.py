@@ -27,9 +27,11 @@ from dctformer_tf.model.value_init import FourierTableInitializer, fourier_featu
 POSITION_INITS = ("normal", "sinusoidal_2d")
 
 
-def check_position_init(position_init: str) -> str:
+def check_position_init(position_init: str, grid_size: int | None) -> str:
     if position_init not in POSITION_INITS:
         raise ValueError(f"position_init must be one of {POSITION_INITS}, got {position_init!r}")
+    if position_init == "sinusoidal_2d" and not grid_size:
+        raise ValueError('position_init="sinusoidal_2d" needs the grid_size')
     return position_init
 
 

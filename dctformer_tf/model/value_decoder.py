@@ -69,7 +69,7 @@ class ValueDecoder(DecoderTrunk):
     ):
         super().__init__(**kwargs)
         self.value_init = check_value_init(value_init)
-        self.position_init = check_position_init(position_init)
+        self.position_init = check_position_init(position_init, grid_size)
         self.attention_bias = check_attention_bias(attention_bias)
         self.num_positions = num_positions
         self.num_values = num_values

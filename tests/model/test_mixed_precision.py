@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttention
 from dctformer_tf.model.par_stack import PARStack
 from tests.model.layer_test_case import forward_fn, random_example, set_random_alphas, tiny_model
 
@@ -124,3 +125,24 @@ def test_both_samplers_run_under_the_mixed_policy(mixed_policy, cache):
                       jit_compile=False)
     result = sampler.sample(2, seed=0, batch_size=2, max_chunks=1)
     assert result.length.min() > 0
+
+
+def test_an_attention_bias_reaches_the_scores_in_float32(mixed_policy, monkeypatch):
+    """A float32 bias (the grid attention bias) must not be rounded to bfloat16 on its way
+    into the attention layer, whose scores and softmax are float32."""
+    seen = []
+    attend = CachedMultiHeadAttention._attend
+
+    def spy(self, query, key, value, mask, bias=None):
+        seen.append(bias.dtype)
+        return attend(self, query, key, value, mask, bias)
+
+    monkeypatch.setattr(CachedMultiHeadAttention, "_attend", spy)
+    layer = CachedMultiHeadAttention(num_heads=2, key_size=8, causal=True)
+    query = np.zeros((1, 3, 16), "float32")
+    bias = np.full((1, 2, 3, 3), 1.0 + 2.0**-12, "float32")  # not a bfloat16 number
+    layer(query, bias=bias)
+    cache = np.zeros((1, 2, 2, 3, 8), "float32")
+    layer(query[:, :1], cache=keras.ops.cast(cache, "bfloat16"), cache_index=0,
+          bias=bias[:, :, :1])
+    assert [keras.backend.standardize_dtype(d) for d in seen] == ["float32", "float32"]

@@ -93,3 +93,9 @@ def test_model_option_keeps_the_parameters_and_rejects_unknown_names():
     assert smooth.get_config()["position_init"] == "sinusoidal_2d"
     with pytest.raises(ValueError, match="position_init must be one of"):
         build_model(position_init="2d", **kwargs)
+
+
+def test_the_2d_start_needs_the_grid():
+    with pytest.raises(ValueError, match="needs the grid_size"):
+        PositionDecoder(num_channels=12, num_positions=25, position_init="sinusoidal_2d",
+                        **SHARED)

@@ -73,3 +73,24 @@ def test_tokens_come_from_the_train_log(tmp_path):
     log.write_text("Traceback ...\n")
     with pytest.raises(ValueError, match="no 'Done at step"):
         ladder.tokens_seen(str(log))
+
+
+def test_an_interrupted_rung_is_trained_again_from_scratch(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    stale = tmp_path / "rung_2.5" / "model" / "checkpoints"
+    stale.mkdir(parents=True)
+    (stale / "ckpt-10.index").write_text("from the run that was cut short")
+    commands = []
+
+    def fake_run(command, stdout, **kwargs):
+        commands.append(command)
+        assert not stale.exists()  # the cut-short run's checkpoints are gone before training
+        stdout.write("Done at step 30, 4.5e+04 tokens seen\n")
+
+    monkeypatch.setattr(ladder.subprocess, "run", fake_run)
+    args = ladder.argparse.Namespace(gin_file=None, gin_bindings=None, steps_per_epoch=10)
+    record = ladder.train_rung(out, 2.5, 30, args)
+    assert record["tokens"] == 4.5e4 and record["steps"] == 30
+    assert "train.total_steps = 30" in commands[0]
+    assert ladder.train_rung(out, 2.5, 30, args) == record  # done: not trained again
+    assert len(commands) == 1

@@ -303,7 +303,7 @@ def main(argv=None) -> None:
     run_parser.add_argument("--cpu-minutes", type=float, nargs="+", default=[2.5, 10, 40, 80])
     run_parser.add_argument("--steps-per-cpu-minute", type=float, required=True,
                             help="measured on this machine, e.g. from a demo run's train time")
-    run_parser.add_argument("--steps-per-epoch", type=int, default=10,
+    run_parser.add_argument("--steps-per-epoch", type=int, default=100,
                             help="checkpoint interval (steps)")
     run_parser.add_argument("--feature_weights", required=True,
                             help="tools/train_shapes_classifier.py --codec_quality 75 output")

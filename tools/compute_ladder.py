@@ -244,8 +244,20 @@ def report(args) -> None:
         os.makedirs(args.grids, exist_ok=True)
         for r in rungs:
             target = os.path.join(args.grids, f"ladder_{rung_name(r['cpu_minutes_target'])}.png")
-            shutil.copyfile(os.path.join(r["folder"], "eval", "samples_grid.png"), target)
+            save_grid_rows(os.path.join(r["folder"], "eval", "samples_grid.png"), target,
+                           args.grid_rows)
             print(f"samples: {target}")
+
+
+def save_grid_rows(source: str, target: str, rows: int, columns: int = 8, gap: int = 2) -> None:
+    """The first `rows` rows of an evaluation's samples grid (`columns` square tiles per row,
+    `gap` pixels apart, as `sampling.figures.image_grid` draws it): a small PNG for docs/."""
+    from PIL import Image
+
+    grid = Image.open(source)
+    tile = (grid.width + gap) // columns - gap
+    height = min(grid.height, rows * (tile + gap) - gap)
+    grid.crop((0, 0, grid.width, height)).save(target, optimize=True)
 
 
 def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: str) -> None:
@@ -317,6 +329,8 @@ def main(argv=None) -> None:
     report_parser.add_argument("--out", required=True)
     report_parser.add_argument("--figure", help="PNG path for the figure")
     report_parser.add_argument("--grids", help="folder for each rung's samples grid")
+    report_parser.add_argument("--grid-rows", type=int, default=2,
+                               help="rows of 8 samples kept in each grid")
     args = parser.parse_args(argv)
     run(args) if args.command == "run" else report(args)
 

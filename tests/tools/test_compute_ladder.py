@@ -27,7 +27,8 @@ def _rung(out, cpu_minutes, tokens, ratio, fid):
               "structure": {"samples": {"mean": 0.01}, "data": {"mean": 0.3}}}
     with open(os.path.join(folder, "eval", "evaluation.json"), "w") as f:
         json.dump(report, f)
-    Image.new("RGB", (8, 8)).save(os.path.join(folder, "eval", "samples_grid.png"))
+    # 8 x 8 tiles of 6 pixels, 2 apart (`image_grid`): 62 x 62
+    Image.new("RGB", (62, 62)).save(os.path.join(folder, "eval", "samples_grid.png"))
 
 
 def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
@@ -64,6 +65,7 @@ def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
     assert f"{needed:.3g} tokens, about {needed / 1e5:.3g} CPU-minutes" in printed
     assert Image.open(figure).size == (900, 380)
     assert sorted(os.listdir(grids)) == [f"ladder_rung_{m}.png" for m in ("10", "2.5", "40")]
+    assert Image.open(os.path.join(grids, "ladder_rung_10.png")).size == (62, 14)  # 2 rows
 
 
 def test_tokens_come_from_the_train_log(tmp_path):

@@ -30,6 +30,7 @@ evaluation; the median over rungs is used).
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -263,11 +264,14 @@ def save_grid_rows(source: str, target: str, rows: int, columns: int = 8, gap: i
 def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: str) -> None:
     """Two log-log panels against tokens seen: model/JPEG bits and sample FID, each with its
     fitted line; FID also with 3× the codec floor. Pillow only, like evaluation/plots.py."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     width, height, margin = 900, 380, 60
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
+    # The scalable default font, as evaluation/plots.py uses (the bitmap one drops spaces).
+    font = ImageFont.load_default()
+    text = functools.partial(draw.text, font=font)
     tokens = np.array([r["tokens"] for r in rungs])
     x_lo, x_hi = math.log10(tokens.min()) - 0.2, math.log10(tokens.max()) + 0.2
     panels = [("model / JPEG bits", [r["ratio"] for r in rungs], ratio_fit, None),
@@ -287,7 +291,7 @@ def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: s
             return x, y
 
         draw.rectangle([left, top, right, bottom], outline="black")
-        draw.text((left, 4), title + " against tokens seen (log-log)", fill="black")
+        text((left, 4), title + " against tokens seen (log-log)", fill="black")
         line = [xy(10**x, math.exp(fit[0]) * (10**x) ** fit[1])
                 for x in np.linspace(x_lo, x_hi, 50)]
         line = [(x, min(max(y, top), bottom)) for x, y in line]
@@ -295,14 +299,14 @@ def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: s
         if goal:
             y = xy(tokens.min(), goal)[1]
             draw.line([(left, y), (right, y)], fill=(200, 60, 60), width=1)
-            draw.text((left + 4, y - 12), f"3x codec floor {goal:.1f}", fill=(200, 60, 60))
+            text((left + 4, y - 12), f"3x codec floor {goal:.1f}", fill=(200, 60, 60))
         for t, v, r in zip(tokens, values, rungs, strict=True):
             x, y = xy(t, v)
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill="black")
-            draw.text((x + 6, y - 14), f"{r['cpu_minutes_target']:g} min: {v:.3g}", fill="black")
-        draw.text((left, bottom + 8), f"{tokens.min():.2g}", fill="black")
-        draw.text((right - 40, bottom + 8), f"{tokens.max():.2g}", fill="black")
-        draw.text((left + panel_width // 2 - 30, bottom + 24), "tokens seen", fill="black")
+            text((x + 6, y - 14), f"{r['cpu_minutes_target']:g} min: {v:.3g}", fill="black")
+        text((left, bottom + 8), f"{tokens.min():.2g}", fill="black")
+        text((right - 40, bottom + 8), f"{tokens.max():.2g}", fill="black")
+        text((left + panel_width // 2 - 30, bottom + 24), "tokens seen", fill="black")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     image.save(path)
 

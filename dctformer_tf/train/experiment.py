@@ -12,6 +12,7 @@ chunking once (`build_chunking.*`), and `build_model.*` binds the architecture o
 model's vocabularies, grid and window are derived from the first two (`runs.model_config`).
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -324,7 +325,8 @@ def train(
         training also stops as soon as the budget is reached). Exactly one is required.
       steps_per_epoch: Keras epoch length = checkpoint interval.
       eval_steps: held-out batches evaluated after every epoch (0: none).
-      mixed_precision: run under the "mixed_bfloat16" policy.
+      mixed_precision: build and train under the "mixed_bfloat16" policy; the caller's
+        global policy is restored when `train` returns or raises.
       jit_compile: compile the train step with XLA (GPU/TPU; on CPU XLA fails under
         MirroredStrategy).
       steps_per_execution: train steps per call of the compiled function; the host and the
@@ -339,7 +341,8 @@ def train(
       adam_beta_1 / adam_beta_2: Adam's moment decay rates (Keras defaults; the paper does
         not give them). A short run at a high learning rate may prefer a faster second moment.
       deterministic: seed Keras' initialisers and turn on TensorFlow's op determinism, so
-        the same seed gives the same losses on the same machine (slower).
+        the same seed gives the same losses on the same machine (slower). Op determinism
+        stays on for the rest of the process.
 
     Raises:
       TrainingDiverged: a step's loss or gradient norm was not finite.
@@ -353,61 +356,75 @@ def train(
         # deterministic kernels, at some speed.
         keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    log.info("Building strategy %r...", strategy)
-    dist = make_strategy(strategy, tpu=tpu)
-    check_global_batch(batch_size, dist)
-    model_dir = prepare_model_dir(model_dir, dist)
+    # The bfloat16 policy holds while the model is built and trained, and the caller's policy
+    # is back afterwards (a notebook that trains and then builds another model).
+    with dtype_policy("mixed_bfloat16" if mixed_precision else None):
+        log.info("Building strategy %r...", strategy)
+        dist = make_strategy(strategy, tpu=tpu)
+        check_global_batch(batch_size, dist)
+        model_dir = prepare_model_dir(model_dir, dist)
 
-    log.info("Building dataset...")
-    contexts = local_input_contexts(dist)
-    overlong = overlong_log(dist, contexts)  # training images skipped as over-long
-    for context in contexts:
-        check_not_empty(sequences, run.codec, pipeline_shard(context), overlong)
-    if tokens is not None:
-        total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
+        log.info("Building dataset...")
+        contexts = local_input_contexts(dist)
+        overlong = overlong_log(dist, contexts)  # training images skipped as over-long
+        for context in contexts:
+            check_not_empty(sequences, run.codec, pipeline_shard(context), overlong)
+        if tokens is not None:
+            total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
 
-    log.info("Building model...")
-    with dist.scope():
-        model = build_trainer(run, total_steps, learning_rate, warmup_steps, adam_beta_1,
-                              adam_beta_2, jit_compile, steps_per_execution)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=keep_checkpoints
-    )
-    log.info("Model: %s parameters", f"{model.count_params():,}")
-    check_free_disk(model_dir, model)
-    initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
-    # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
-    # run draws new chunks and batches instead of replaying the first ones.
-    train_chunks = dist.distribute_datasets_from_function(
-        sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch,
-                      overlong))
-    eval_chunks = None
-    if eval_steps:
-        eval_chunks = dist.distribute_datasets_from_function(
-            sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
+        log.info("Building model...")
+        with dist.scope():
+            model = build_trainer(run, total_steps, learning_rate, warmup_steps, adam_beta_1,
+                                  adam_beta_2, jit_compile, steps_per_execution)
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=keep_checkpoints
+        )
+        log.info("Model: %s parameters", f"{model.count_params():,}")
+        check_free_disk(model_dir, model)
+        initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
+        # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
+        # run draws new chunks and batches instead of replaying the first ones.
+        train_chunks = dist.distribute_datasets_from_function(
+            sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch,
+                          overlong))
+        eval_chunks = None
+        if eval_steps:
+            eval_chunks = dist.distribute_datasets_from_function(
+                sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
 
-    callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
-                               record_run(model_dir, run), tokens, overlong)
-    if is_chief(dist):
-        callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
-                                          sample_every, sample_num, sample_max_chunks, seed,
-                                          bpd_eval_images)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    log.info("Training %d steps (%d epochs of %d) from epoch %d...", total_steps, epochs,
-             steps_per_epoch, initial_epoch)
-    history = model.fit(
-        train_chunks, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
-        shuffle=False,  # the chunk pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-        validation_data=eval_chunks, validation_steps=eval_steps or None,
-    )
-    log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
-             float(model.tokens_seen.numpy()))
-    log_overlong(overlong, sequences)
-    return history
+        callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
+                                   record_run(model_dir, run), tokens, overlong)
+        if is_chief(dist):
+            callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
+                                              sample_every, sample_num, sample_max_chunks, seed,
+                                              bpd_eval_images)
+        epochs = math.ceil(total_steps / steps_per_epoch)
+        log.info("Training %d steps (%d epochs of %d) from epoch %d...", total_steps, epochs,
+                 steps_per_epoch, initial_epoch)
+        history = model.fit(
+            train_chunks, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
+            shuffle=False,  # the chunk pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+            validation_data=eval_chunks, validation_steps=eval_steps or None,
+        )
+        log.info("Done at step %d, %.4g tokens seen", int(model.optimizer.iterations.numpy()),
+                 float(model.tokens_seen.numpy()))
+        log_overlong(overlong, sequences)
+        return history
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Keras' global dtype policy set to `name` (None: unchanged) for the block, and the
+    previous one restored after it, also when the block raises."""
+    previous = keras.config.dtype_policy()
+    if name is not None:
+        keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:

@@ -7,6 +7,7 @@ import sys
 import time
 
 import gin
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -113,6 +114,28 @@ def test_rerun_resumes_from_the_last_checkpoint(tmp_path, caplog):
 def test_run_length_needs_exactly_one_of_steps_and_tokens(tmp_path):
     with pytest.raises(ValueError, match="exactly one of total_steps and tokens"):
         _train(tmp_path, "train.total_steps = 3", "train.tokens = 1000")
+
+
+def test_mixed_precision_policy_is_the_callers_again_after_train(tmp_path):
+    """`train.mixed_precision` sets Keras' global policy only for the run: a failed run (here
+    an unknown strategy, found after the policy is set) leaves the caller's policy."""
+    keras.config.set_dtype_policy("float32")
+    with pytest.raises(ValueError, match="bogus"):
+        _train(tmp_path, "train.total_steps = 3", "train.mixed_precision = True",
+               "train.strategy = 'bogus'")
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_dtype_policy_block_sets_and_restores_the_policy():
+    keras.config.set_dtype_policy("float32")
+    with experiment.dtype_policy("mixed_bfloat16"):
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        with experiment.dtype_policy(None):  # None leaves the policy as it is
+            assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(RuntimeError), experiment.dtype_policy("mixed_bfloat16"):
+        raise RuntimeError
+    assert keras.config.dtype_policy().name == "float32"
 
 
 @pytest.mark.slow

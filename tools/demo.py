@@ -14,6 +14,7 @@ Usage: python tools/demo.py --out outputs/demo
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -21,14 +22,24 @@ import time
 import numpy as np
 from PIL import Image
 
+from dctformer_tf.cli import logs
+from dctformer_tf.cli.main import VERBOSE_HELP
 from dctformer_tf.cli.main import main as dctformer
-from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays
 
 QUICKSTART = ["gin/models/small.gin", "gin/data/shapes.gin", "gin/runs/train.gin",
               "gin/runs/quickstart.gin"]
 
 
-def codec_stage(out: str, num_images: int = 3) -> None:
+def cli(args: list[str], verbose: bool, failure: str | None = None) -> None:
+    """Runs `dctformer ARGS` in this process; stops the demo if it fails."""
+    if dctformer(args + ["--verbose"] * verbose) != 0:
+        failure = failure or "`dctformer " + " ".join(args) + "` failed"
+        raise SystemExit(f"demo: {failure}")
+
+
+def codec_stage(out: str, verbose: bool = False, num_images: int = 3) -> None:
+    from dctformer_tf.data.shapes import SHAPE_CLASSES, shapes_arrays  # imports TensorFlow
+
     print("== Codec: progressive decoding of shapes test images ==")
     images, labels = shapes_arrays("test", num_images)
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
@@ -39,21 +50,19 @@ def codec_stage(out: str, num_images: int = 3) -> None:
             ["encode", path, "--quality", "75", "--out", path.replace(".png", ".npz")],
             ["decode", path.replace(".png", ".npz"), "--out", path.replace(".png", "_decoded.png")],
         ):
-            if dctformer(args) != 0:
-                raise SystemExit(f"demo: `dctformer {' '.join(args)}` failed")
+            cli(args, verbose)
         decoded = np.asarray(Image.open(path.replace(".png", "_decoded.png")), np.float64)
         mse = np.mean((decoded - image.astype(np.float64)) ** 2)
         print(f"   round trip PSNR {10 * np.log10(255**2 / mse):.2f} dB")
 
 
-def train_stage(model_dir: str) -> None:
+def train_stage(model_dir: str, verbose: bool = False) -> None:
     print("== Train: gin/runs/quickstart.gin (narrow small model, shapes) ==", flush=True)
     args = ["train", "--model_dir", model_dir]
     for path in QUICKSTART:
         args += ["--gin_file", path]
     start = time.time()
-    if dctformer(args) != 0:
-        raise SystemExit("demo: training failed")
+    cli(args, verbose, "training failed")
     print(f"   training stage took {time.time() - start:.0f} s")
 
 
@@ -76,12 +85,11 @@ def evaluate_stage(model_dir: str, out: str, num_images: int) -> dict:
     return report
 
 
-def sample_stage(model_dir: str, out: str, num: int) -> None:
+def sample_stage(model_dir: str, out: str, num: int, verbose: bool = False) -> None:
     print(f"== Sample: {num} images (seed 0, temperature 1) ==", flush=True)
     args = ["sample", "--model_dir", model_dir, "--num", str(num), "--seed", "0",
             "--out", out]
-    if dctformer(args) != 0:
-        raise SystemExit("demo: sampling failed")
+    cli(args, verbose, "sampling failed")
 
 
 def main(argv=None) -> int:
@@ -90,14 +98,20 @@ def main(argv=None) -> int:
     parser.add_argument("--num_eval", type=int, default=200, help="held-out images for bpd")
     parser.add_argument("--num_samples", type=int, default=16, help="samples in the grid")
     parser.add_argument("--skip_train", action="store_true", help="codec stage only")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    codec_stage(args.out)
-    if not args.skip_train:
-        model_dir = os.path.join(args.out, "model")
-        train_stage(model_dir)
-        evaluate_stage(model_dir, args.out, args.num_eval)
-        sample_stage(model_dir, os.path.join(args.out, "samples"), args.num_samples)
+    # As the CLI does: TensorFlow's C++ start-up lines (CUDA stubs, oneDNN, cuInit errors on a
+    # machine without a GPU) are hidden unless --verbose; the first import must be covered.
+    logs.setup_logging(args.verbose)
+    with contextlib.nullcontext() if args.verbose else logs.quiet_import("tensorflow"):
+        codec_stage(args.out, args.verbose)
+        if not args.skip_train:
+            model_dir = os.path.join(args.out, "model")
+            train_stage(model_dir, args.verbose)
+            evaluate_stage(model_dir, args.out, args.num_eval)
+            sample_stage(model_dir, os.path.join(args.out, "samples"), args.num_samples,
+                         args.verbose)
     print(f"demo outputs in {args.out}/")
     return 0
 

@@ -106,6 +106,7 @@ class Model:
     # length and expands them itself (docs/design.md §2.4). None: fed dense examples.
     max_length: int | None = None
     bytes_per_element: int = 4  # of a packed sequence (`data.compact.SequenceLayout`)
+    grid_bias: bool = False  # `attention_bias="grid_2d"` (model/grid_attention_bias.py)
 
     @property
     def hk(self) -> int:
@@ -133,6 +134,7 @@ def model_from_config(name: str, config, paper_batch: int | None = None,
         decoder_specs=tuple(specs), dropout=config.dropout,
         parameters=count_parameters(kwargs), paper_batch=paper_batch, max_length=max_length,
         bytes_per_element=SequenceLayout(config.block_size, g, config.clip).bytes_per_element,
+        grid_bias=config.attention_bias == "grid_2d",
     )
 
 
@@ -256,6 +258,11 @@ def outside_residuals(m: Model, a: int) -> dict:
         }
     else:
         inputs = {"input batch": dense_inputs}
+    if m.grid_bias:
+        # the value decoder's grid-offset bias, float32 [H, T, T] whatever the precision,
+        # computed once and read by each of its self-attention layers, and the int32 [T, T]
+        # offset index its gather keeps for the gradient
+        inputs["grid attention bias"] = F32 * m.heads * t * t + INT32 * t * t
     return {
         **inputs,
         # the scaled, zero-padded partial image [G', G', C], read by the conv kernel's gradient

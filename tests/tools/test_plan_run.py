@@ -50,6 +50,31 @@ def test_attention_scores_of_lsun_by_hand(models):
     assert terms["attention scores"] == float32 * 6 // 4
 
 
+def test_grid_attention_bias_of_lsun_by_hand(models):
+    """With `attention_bias="grid_2d"` the value decoder's float32 [H, T, T] bias and its
+    int32 [T, T] index are counted once per sample, in every precision."""
+    import dataclasses
+
+    lsun = next(m for m in models if m.name == "lsun")
+    heads, t = 14, 1024
+    with_bias = dataclasses.replace(lsun, grid_bias=True)
+    for precision, remat in plan_run.SETTINGS:
+        plain = plan_run.activation_terms(lsun, 2, precision, remat)
+        terms = plan_run.activation_terms(with_bias, 2, precision, remat)
+        assert "grid attention bias" not in plain
+        assert terms["grid attention bias"] == 2 * (4 * heads * t * t + 4 * t * t)
+        assert terms["total"] - plain["total"] == terms["grid attention bias"]
+
+
+def test_model_from_config_reads_the_attention_bias():
+    from dctformer_tf.model.configs import ModelConfig
+
+    kwargs = {**plan_run.VALIDATION["window-1024"][0]}
+    assert not plan_run.model_from_config("x", ModelConfig(**kwargs)).grid_bias
+    kwargs["attention_bias"] = "grid_2d"
+    assert plan_run.model_from_config("x", ModelConfig(**kwargs)).grid_bias
+
+
 def test_bytes_grow_with_the_batch(models):
     for m in models:
         for precision, remat in plan_run.SETTINGS:

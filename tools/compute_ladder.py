@@ -264,13 +264,14 @@ def save_grid_rows(source: str, target: str, rows: int, columns: int = 8, gap: i
 def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: str) -> None:
     """Two log-log panels against tokens seen: model/JPEG bits and sample FID, each with its
     fitted line; FID also with 3× the codec floor. Pillow only, like evaluation/plots.py."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
+
+    from dctformer_tf.evaluation.plots import label_font
 
     width, height, margin = 900, 380, 60
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    # The scalable default font, as evaluation/plots.py uses (the bitmap one drops spaces).
-    font = ImageFont.load_default()
+    font = label_font()
     text = functools.partial(draw.text, font=font)
     tokens = np.array([r["tokens"] for r in rungs])
     x_lo, x_hi = math.log10(tokens.min()) - 0.2, math.log10(tokens.max()) + 0.2

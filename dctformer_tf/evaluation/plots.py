@@ -21,6 +21,12 @@ _AXIS, _GRID, _BACKGROUND = (0, 0, 0), (225, 225, 225), (255, 255, 255)
 HISTOGRAM_COLORS = {"bar": (31, 119, 180), "over": (214, 39, 40), "percentile": (110, 110, 110)}
 
 
+def label_font() -> "ImageFont.FreeTypeFont":
+    """Pillow's scalable default font at 12 px: at its default 10 px it renders some spaces
+    zero-width ("tokensseen")."""
+    return ImageFont.load_default(size=12)
+
+
 def bpd_per_chunk_figure(result: dict, width: int = 720, height: int = 420,
                          title: str | None = None) -> Image.Image:
     """Stacked bars of bpd per chunk index (paper Figure 9).
@@ -45,7 +51,7 @@ def bpd_per_chunk_figure(result: dict, width: int = 720, height: int = 420,
         )
     image = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    font = label_font()
     x0, y0 = _MARGIN["left"], _MARGIN["top"] + plot_h  # origin of the axes, y grows down
 
     step = _tick_step(parts.sum(axis=0).max())
@@ -125,7 +131,7 @@ def length_histogram_figure(lengths, max_length: int | None = None, width: int =
 
     image = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    font = label_font()
     x0, y0 = _MARGIN["left"], _MARGIN["top"] + plot_h  # origin of the axes, y grows down
 
     def x_of(length: float) -> float:

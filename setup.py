@@ -12,7 +12,7 @@ INSTALL_REQUIRES = [
     "importlib_resources",
     "tensorboard==2.21.0",
     "gin-config==0.5.0",
-    "pillow>=10",
+    "pillow>=10.1",  # ImageFont.load_default(size=...)
     "numpy>=1.26,<3",
 ]
 

@@ -138,16 +138,16 @@ def model_from_config(name: str, config, paper_batch: int | None = None,
     )
 
 
-def load_table3(names: list[str]) -> list[Model]:
-    """The `Model` of each gin/models/NAME.gin with gin/data/NAME.gin and gin/runs/train.gin,
-    its paper batch and its sequence buffer."""
+def load_table3(names: list[str], bindings: tuple = ()) -> list[Model]:
+    """The `Model` of each gin/models/NAME.gin with gin/data/NAME.gin, gin/runs/train.gin
+    and `bindings` (gin lines), its paper batch and its sequence buffer."""
     import gin
 
     from dctformer_tf.train.experiment import gin_model_config
 
     models = []
     for name in names:
-        parse_run_files(name)
+        parse_run_files(name, bindings)
         batch = gin.query_parameter("%BATCH_SIZE")
         max_length = gin.query_parameter("build_sequences.max_length")
         models.append(model_from_config(name, gin_model_config(), batch, max_length))
@@ -155,9 +155,9 @@ def load_table3(names: list[str]) -> list[Model]:
     return models
 
 
-def parse_run_files(name: str) -> None:
-    """Parses gin/models/NAME.gin, its data file (`data_file`) and gin/runs/train.gin
-    (nothing is written: train.model_dir is a placeholder)."""
+def parse_run_files(name: str, bindings: tuple = ()) -> None:
+    """Parses gin/models/NAME.gin, its data file (`data_file`), gin/runs/train.gin and
+    `bindings` (nothing is written: train.model_dir is a placeholder)."""
     import gin
 
     path = GIN_MODELS / f"{name}.gin"
@@ -166,7 +166,7 @@ def parse_run_files(name: str) -> None:
                          f"{', '.join(TABLE3)})")
     gin.clear_config()
     gin.parse_config_files_and_bindings([str(path), str(data_file(name)), str(TRAIN_GIN)],
-                                        ["train.model_dir = 'unused'"])
+                                        ["train.model_dir = 'unused'", *bindings])
 
 
 def data_file(name: str) -> pathlib.Path:
@@ -258,11 +258,6 @@ def outside_residuals(m: Model, a: int) -> dict:
         }
     else:
         inputs = {"input batch": dense_inputs}
-    if m.grid_bias:
-        # the value decoder's grid-offset bias, float32 [H, T, T] whatever the precision,
-        # computed once and read by each of its self-attention layers, and the int32 [T, T]
-        # offset index its gather keeps for the gradient
-        inputs["grid attention bias"] = F32 * m.heads * t * t + INT32 * t * t
     return {
         **inputs,
         # the scaled, zero-padded partial image [G', G', C], read by the conv kernel's gradient
@@ -271,6 +266,17 @@ def outside_residuals(m: Model, a: int) -> dict:
         # decoder: stack output and output layer norm [T, D], float32 (logits are float32)
         "output norms": (F32 + a) * m.d * n + 3 * 2 * F32 * m.d * t,
     }
+
+
+def grid_bias_bytes(m: Model, remat: bool) -> int:
+    """`attention_bias="grid_2d"` (bytes per sample): the int32 [T, T] offset index, kept
+    for the gradient of the table gather, and the float32 [H, T, T] gradient of the bias,
+    which every self-attention layer of the value decoder adds to during its backward pass
+    (float32 in both precisions). The bias itself only adds to the scores, so without remat
+    nothing reads it after the forward pass; with remat it is an input of each residual
+    and is kept for the recomputation: a second [H, T, T]."""
+    t = m.window
+    return INT32 * t * t + (2 if remat else 1) * F32 * m.heads * t * t
 
 
 def logits_bytes(m: Model) -> int:
@@ -301,6 +307,8 @@ def activation_terms(m: Model, batch: int, precision: str, remat: bool) -> dict:
             if name == "residual stream" or not remat:
                 terms[name] += value
     terms.update(outside_residuals(m, a))
+    if m.grid_bias:
+        terms["grid attention bias"] = grid_bias_bytes(m, remat)
     terms = {name: value * batch for name, value in terms.items()}
     peak_extra = batch * max(logits_bytes(m), one_residual)
     terms["logits or one residual's backward"] = peak_extra
@@ -566,7 +574,7 @@ def compact_batches(run, sequences, batch_size: int = 1):
                          batch_size, seed=0)
 
 
-def run_input_settings(name: str) -> tuple:
+def run_input_settings(name: str, bindings: tuple = ()) -> tuple:
     """(RunSettings, l_max, examples_per_encode, assumptions, paper batch) of NAME, where
     assumptions are the data file's assumed length distribution: {"mean_length",
     "overlong_fraction", "mean_kept_length"} (None without an ASSUMED_MEAN_LENGTH)."""
@@ -574,7 +582,7 @@ def run_input_settings(name: str) -> tuple:
 
     from dctformer_tf.train.experiment import build_run_settings
 
-    parse_run_files(name)
+    parse_run_files(name, bindings)
     run, _ = build_run_settings()
     values = {}
     for key, binding, default in [("l_max", "build_chunks.l_max", None),
@@ -620,12 +628,12 @@ def measure_encode_seconds(run, num: int = 16) -> float:
 
 
 def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: float,
-               measure: bool = False) -> dict:
+               measure: bool = False, bindings: tuple = ()) -> dict:
     """The input side of config NAME: bytes per example, encodes per example (the paper's
     one per encode, and this run's `examples_per_encode`), CPU cost per example and the host
     cores that feed `steps_per_second` steps of the paper batch. None when its data file
     assumes no length distribution (the CPU models)."""
-    run, l_max, r, assumed, batch = run_input_settings(name)
+    run, l_max, r, assumed, batch = run_input_settings(name, bindings)
     if assumed is None:
         return None
     # Over-long images are encoded, then skipped; of the rest, E[min(1, L / l_max)] is
@@ -787,6 +795,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--memory-gib", type=float, help="memory per replica, GiB")
     parser.add_argument("--headroom", type=float, default=0.1,
                         help="fraction of each replica's memory left free (default 0.1)")
+    parser.add_argument("--gin_bindings", action="append", metavar="BINDING",
+                        help="a gin line applied after the run files, repeatable (e.g. "
+                        "'build_model.attention_bias = \"grid_2d\"')")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--smallest", action="store_true",
                         help="the smallest listed accelerator and settings per config")
@@ -831,12 +842,13 @@ def main(argv=None) -> None:
     if args.replicas is not None:
         accelerator = Accelerator(f"{args.replicas}x{args.memory_gib:g}GiB", args.replicas,
                                   args.memory_gib)
-    models = load_table3(args.config)
+    bindings = tuple(args.gin_bindings or ())
+    models = load_table3(args.config, bindings)
     if args.smallest:
         print_smallest(models, args.headroom)
         return
     inputs = {m.name: input_plan(m.name, args.steps_per_second, args.encode_ms_per_megapixel,
-                                 args.measure_encode) for m in models}
+                                 args.measure_encode, bindings) for m in models}
     inputs = {name: plan for name, plan in inputs.items() if plan is not None}
     if args.json:
         plans = plans_json(models, accelerator, args.headroom)

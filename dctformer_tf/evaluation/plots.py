@@ -21,10 +21,13 @@ _AXIS, _GRID, _BACKGROUND = (0, 0, 0), (225, 225, 225), (255, 255, 255)
 HISTOGRAM_COLORS = {"bar": (31, 119, 180), "over": (214, 39, 40), "percentile": (110, 110, 110)}
 
 
-def label_font() -> "ImageFont.FreeTypeFont":
+def label_font() -> "ImageFont.FreeTypeFont | ImageFont.ImageFont":
     """Pillow's scalable default font at 12 px: at its default 10 px it renders some spaces
-    zero-width ("tokensseen")."""
-    return ImageFont.load_default(size=12)
+    zero-width ("tokensseen"). A Pillow built without FreeType has only the bitmap font."""
+    try:
+        return ImageFont.load_default(size=12)
+    except ImportError:
+        return ImageFont.load_default()
 
 
 def bpd_per_chunk_figure(result: dict, width: int = 720, height: int = 420,

@@ -51,19 +51,32 @@ def test_attention_scores_of_lsun_by_hand(models):
 
 
 def test_grid_attention_bias_of_lsun_by_hand(models):
-    """With `attention_bias="grid_2d"` the value decoder's float32 [H, T, T] bias and its
-    int32 [T, T] index are counted once per sample, in every precision."""
+    """With `attention_bias="grid_2d"`, LSUN (14 heads, window 1024) holds per sample the
+    int32 [T, T] offset index (4 MiB) and the float32 [H, T, T] gradient of the bias
+    (56 MiB); with remat also the bias itself, kept for the recomputation (56 MiB more)."""
     import dataclasses
 
     lsun = next(m for m in models if m.name == "lsun")
-    heads, t = 14, 1024
     with_bias = dataclasses.replace(lsun, grid_bias=True)
+    mib = 2**20
     for precision, remat in plan_run.SETTINGS:
         plain = plan_run.activation_terms(lsun, 2, precision, remat)
         terms = plan_run.activation_terms(with_bias, 2, precision, remat)
         assert "grid attention bias" not in plain
-        assert terms["grid attention bias"] == 2 * (4 * heads * t * t + 4 * t * t)
-        assert terms["total"] - plain["total"] == terms["grid attention bias"]
+        assert terms["total"] - plain["total"] == 2 * (116 if remat else 60) * mib
+
+
+def test_gin_bindings_reach_the_plan(capsys):
+    binding = 'build_model.attention_bias = "grid_2d"'
+    settings = {}
+    for argv in ([], ["--gin_bindings", binding]):
+        plan_run.main(["--json", "--config", "lsun", "--accelerator", "8xa100-80gb", *argv])
+        settings[bool(argv)] = json.loads(capsys.readouterr().out)["configs"]["lsun"]["settings"]
+    for plain, biased in zip(settings[False], settings[True], strict=True):
+        assert "grid attention bias" not in plain["activation_terms"]
+        extra = biased["per_replica_batch"] * (116 if biased["remat"] else 60) * 2**20
+        assert biased["activation_terms"]["grid attention bias"] == extra
+        assert biased["bytes"]["activations"] - plain["bytes"]["activations"] == extra
 
 
 def test_model_from_config_reads_the_attention_bias():

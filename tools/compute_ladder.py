@@ -304,7 +304,12 @@ def save_figure(rungs: list[dict], ratio_fit, fid_fit, codec_fid: float, path: s
         for t, v, r in zip(tokens, values, rungs, strict=True):
             x, y = xy(t, v)
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill="black")
-            text((x + 6, y - 14), f"{r['cpu_minutes_target']:g} min: {v:.3g}", fill="black")
+            # only the rung's budget by the point, so close points keep clear labels; the
+            # values are listed under the title
+            text((x, y - 7), f"{r['cpu_minutes_target']:g}", fill="black", anchor="ms")
+        text((left, 20), "CPU-min: " + ", ".join(
+            f"{r['cpu_minutes_target']:g}: {v:.3g}" for v, r in zip(values, rungs, strict=True)),
+            fill="black")
         text((left, bottom + 8), f"{tokens.min():.2g}", fill="black")
         text((right - 40, bottom + 8), f"{tokens.max():.2g}", fill="black")
         text((left + panel_width // 2 - 30, bottom + 24), "tokens seen", fill="black")

@@ -38,13 +38,18 @@ def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
         tokens = 1e5 * minutes
         _rung(out, minutes, tokens, 2.0 * tokens**-0.05, 4000.0 * tokens**-0.3)
     os.makedirs(os.path.join(out, "rung_80"))  # not evaluated yet: left out
-    twin = os.path.join(out, "twin_10")  # the class-conditional twin of one rung
-    os.makedirs(os.path.join(twin, "class_accuracy"))
-    with open(os.path.join(twin, "generative.json"), "w") as f:
-        json.dump({"accuracy": 0.52}, f)
-    with open(os.path.join(twin, "class_accuracy", "class_accuracy.json"), "w") as f:
-        json.dump({"samples": {"circle": {"accuracy": 0.4}, "square": {"accuracy": 0.9},
-                               "triangle": {"accuracy": 0.7}}}, f)
+    # The class-conditional twins of two rungs, their error 1 - accuracy = 8 · tokens^-0.25
+    # over their own tokens (2e5 per CPU-minute).
+    for minutes, accuracy in ((10, 1 - 8 * 2e6**-0.25), (40, 1 - 8 * 8e6**-0.25)):
+        twin = os.path.join(out, f"twin_{minutes}")
+        os.makedirs(os.path.join(twin, "class_accuracy"))
+        with open(os.path.join(twin, "generative.json"), "w") as f:
+            json.dump({"accuracy": accuracy}, f)
+        with open(os.path.join(twin, "rung.json"), "w") as f:
+            json.dump({"tokens": 2e5 * minutes, "cpu_seconds": 60.0 * minutes}, f)
+        with open(os.path.join(twin, "class_accuracy", "class_accuracy.json"), "w") as f:
+            json.dump({"samples": {"circle": {"accuracy": 0.4}, "square": {"accuracy": 0.9},
+                                   "triangle": {"accuracy": 0.7}}}, f)
     rungs = ladder.load_rungs(out)
     assert [r["cpu_minutes_target"] for r in rungs] == [2.5, 10, 40]
     fit = ladder.power_law(np.array([r["tokens"] for r in rungs]),
@@ -58,8 +63,13 @@ def test_report_recovers_the_power_laws_and_their_goals(tmp_path, capsys):
     ladder.main(["report", "--out", out, "--figure", figure, "--grids", grids])
     printed = capsys.readouterr().out
     assert printed.count("\n| 2.5 |") + printed.count("\n| 10 |") + printed.count("\n| 40 |") == 3
-    assert "| 0.520 | circle 0.40, square 0.90, triangle 0.70 |" in printed
-    assert printed.count("| not run | not run |") == 2
+    assert f"| {1 - 8 * 2e6**-0.25:.3f} | circle 0.40, square 0.90, triangle 0.70 |" in printed
+    assert printed.count("| not run | not run |") == 1
+    # the twin's error reaches 0.2 where 8 t^-0.25 = 0.2, at 2e5 twin tokens per CPU-minute
+    assert "twin generative-classifier error = 8 · tokens^-0.2500 (over 2 twin rungs)" in printed
+    twin_needed = (8 / 0.2) ** 4
+    assert (f"twin generative classifier >= 0.8: {twin_needed:.3g} tokens, about "
+            f"{twin_needed / 2e5:.3g} CPU-minutes") in printed
     assert "tokens^-0.3000" in printed and "tokens^-0.0500" in printed
     needed = (4000.0 / 30.0) ** (1 / 0.3)
     assert f"{needed:.3g} tokens, about {needed / 1e5:.3g} CPU-minutes" in printed

@@ -692,6 +692,9 @@ _SMALL = dict(block_size=8, clip=1200, num_heads=2, conv_kernel=4, conv_stride=2
 VALIDATION = {
     "window-1024": ({**_SMALL, "resolution": 64, "d_model": 128, "chunk_size": 896,
                      "chunk_overlap": 128}, 4),
+    # the same with the value decoder's grid attention bias (`attention_bias="grid_2d"`)
+    "window-1024-grid": ({**_SMALL, "resolution": 64, "d_model": 128, "chunk_size": 896,
+                          "chunk_overlap": 128, "attention_bias": "grid_2d"}, 4),
     "deep-dropout": ({**_SMALL, "resolution": 128, "d_model": 192, "num_heads": 3,
                       "encoder_spec": [(1, 2), (1, 4)], "channel_spec": [(1, 2), (1, 4)],
                       "position_spec": [(1, 2), (1, 4)],

@@ -82,10 +82,9 @@ def test_gin_bindings_reach_the_plan(capsys):
 def test_model_from_config_reads_the_attention_bias():
     from dctformer_tf.model.configs import ModelConfig
 
-    kwargs = {**plan_run.VALIDATION["window-1024"][0]}
-    assert not plan_run.model_from_config("x", ModelConfig(**kwargs)).grid_bias
-    kwargs["attention_bias"] = "grid_2d"
-    assert plan_run.model_from_config("x", ModelConfig(**kwargs)).grid_bias
+    for name, grid_bias in (("window-1024", False), ("window-1024-grid", True)):
+        config = ModelConfig(**plan_run.VALIDATION[name][0])
+        assert plan_run.model_from_config(name, config).grid_bias is grid_bias
 
 
 def test_bytes_grow_with_the_batch(models):

@@ -12,6 +12,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python setup.py pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/python -m dctformer_tf.dct.fused_op 2>/dev/null || \
+	  echo "fused encoder kernel not built; the TensorFlow-ops encoder will run"
 	touch $(STAMP)
 
 test: $(STAMP)

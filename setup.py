@@ -33,6 +33,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["dctformer_tf", "dctformer_tf.*"]),
+    # The fused encoder kernel's source, compiled on first use (dctformer_tf/dct/fused_op.py).
+    package_data={"dctformer_tf.dct": ["*.cc"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["dctformer=dctformer_tf.cli.main:main"]},

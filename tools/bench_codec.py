@@ -1,5 +1,5 @@
-"""Codec throughput, side by side in one run: the tf.data sparse-sequence encoder, the
-XLA-compatible encoder (as inside a compiled step), the numpy twins and Pillow's JPEG encoder
+"""Codec throughput, side by side in one run: the tf.data sparse-sequence encoder (with the
+fused kernel, and as TensorFlow ops), the XLA-compatible encoder (as inside a compiled step), the numpy twins and Pillow's JPEG encoder
 at the same quality, on the same images; plus sequence-length statistics per quality.
 
 Images: 64x64 `shapes` (the embedded data) and 64x64 / 256x256 crops of the natural photos
@@ -11,9 +11,10 @@ and the table reports the median rate over rounds, so that load from other proce
 all of them alike. tf.data is timed in steady state (an iterator already running, as in
 training), with its default parallelism; Pillow and numpy run on one thread.
 
-Columns: img/s of each contender (tf.data, the XLA-compatible encoder, the numpy fast twin,
-the float64 numpy reference, Pillow), ratios to Pillow, and process CPU µs per image of
-tf.data (all its threads) and Pillow: their ratio is the per-core comparison.
+Columns: img/s of each contender (tf.data with the fused kernel, tf.data with the
+TensorFlow-ops encoder, the XLA-compatible encoder, the numpy fast twin, the float64 numpy
+reference, Pillow), ratios to Pillow, and process CPU µs per image of tf.data (fused, all its
+threads) and Pillow: their ratio is the per-core comparison.
 
 Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 5]
        [--sets shapes64 photo64 photo256]
@@ -37,7 +38,7 @@ from PIL import Image  # noqa: E402
 
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
-from dctformer_tf.dct import SparseCodec, np_fast  # noqa: E402
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast  # noqa: E402
 from tests.photos import photo_crops  # noqa: E402
 
 SETS = {
@@ -53,20 +54,25 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
     num = len(images)
     source = tf.data.Dataset.from_tensor_slices(
         {"image": images, "label": np.zeros(num, np.int32)}).repeat()
-    pipeline = encode_dataset(source, codec, max_length, encode_batch_size=args.encode_batch)
-    pipeline = pipeline.batch(args.batch).prefetch(tf.data.AUTOTUNE)
 
-    def run_tf():
-        # A fresh iterator each round, run until its buffers have drained (the loop consumes
-        # faster than the encoder produces), so that no batch made while other contenders
-        # were timed is counted; only the steady-state batches after that are timed.
-        iterator = iter(pipeline)
-        for _ in range(max(4, num // args.batch // 2)):
-            next(iterator)
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(num // args.batch):
-            next(iterator)
-        return time.perf_counter() - start, time.process_time() - cpu
+    def tf_data(encoder: str):
+        pipeline = encode_dataset(source, codec, max_length, encoder=encoder,
+                                  encode_batch_size=args.encode_batch)
+        pipeline = pipeline.batch(args.batch).prefetch(tf.data.AUTOTUNE)
+
+        def run():
+            # A fresh iterator each round, run until its buffers have drained (the loop
+            # consumes faster than the encoder produces), so that no batch made while other
+            # contenders were timed is counted; only the steady-state batches are timed.
+            iterator = iter(pipeline)
+            for _ in range(max(4, num // args.batch // 2)):
+                next(iterator)
+            start, cpu = time.perf_counter(), time.process_time()
+            for _ in range(num // args.batch):
+                next(iterator)
+            return time.perf_counter() - start, time.process_time() - cpu
+
+        return run
 
     xla = tf.function(lambda x: codec.tf_encode_canvas(x, max_length, xla_compatible=True),
                       jit_compile=True)
@@ -84,8 +90,11 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
         for im in images:
             Image.fromarray(im).save(io.BytesIO(), "JPEG", quality=codec.quality, subsampling=2)
 
-    run_tf(), run_xla()  # start the pipeline, compile
-    return {"tf": run_tf, "xla": run_xla, "numpy": run_numpy, "pillow": run_pillow}
+    runs = {"tf": tf_data("fused"), "ops": tf_data("ops"), "xla": run_xla, "numpy": run_numpy,
+            "pillow": run_pillow}
+    for name in ("tf", "ops", "xla"):  # start the pipelines, compile
+        runs[name]()
+    return runs
 
 
 def bench(images: np.ndarray, quality: int, args) -> dict:
@@ -101,7 +110,8 @@ def bench(images: np.ndarray, quality: int, args) -> dict:
             timing = fn()
             if timing is None:
                 timing = (time.perf_counter() - start, time.process_time() - cpu_start)
-            num = len(images) // args.batch * args.batch if name == "tf" else len(images)
+            timed = name in ("tf", "ops")
+            num = len(images) // args.batch * args.batch if timed else len(images)
             rates[name].append(num / timing[0])
             if name in cpu:
                 cpu[name].append(timing[1] / num)
@@ -129,19 +139,21 @@ def main():
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS),
                         help="image sets to run")
     args = parser.parse_args()
+    fused_op.load()  # raises, saying why, where the fused kernel cannot be built
     sets = {name: SETS[name](args.num) for name in args.sets}
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
           f"{args.rounds} rounds, consumer batch {args.batch}, "
           f"encode batch {args.encode_batch or 'auto'}")
-    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'XLA':>7} {'numpy':>7} {'np ref':>7} "
-          f"{'Pillow':>7} {'tf/Pil':>7} {'XLA/Pil':>8} {'np/Pil':>7} "
+    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'tf ops':>7} {'XLA':>7} {'numpy':>7} "
+          f"{'np ref':>7} {'Pillow':>7} {'tf/Pil':>7} {'ops/Pil':>8} {'XLA/Pil':>8} {'np/Pil':>7} "
           f"{'tf cpu':>7} {'Pil cpu':>8} {'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
     for name, images in sets.items():
         for quality in args.qualities:
             r = bench(images, quality, args)
             lengths, pillow = r["lengths"], r["pillow"]
-            print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['xla']:>7.0f} {r['numpy']:>7.0f} "
-                  f"{r['reference']:>7.0f} {pillow:>7.0f} {r['tf'] / pillow:>7.2f} "
+            print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['ops']:>7.0f} {r['xla']:>7.0f} "
+                  f"{r['numpy']:>7.0f} {r['reference']:>7.0f} {pillow:>7.0f} "
+                  f"{r['tf'] / pillow:>7.2f} {r['ops'] / pillow:>8.2f} "
                   f"{r['xla'] / pillow:>8.2f} {r['numpy'] / pillow:>7.2f} "
                   f"{1e6 * r['tf cpu']:>7.0f} {1e6 * r['pillow cpu']:>8.0f} "
                   f"{lengths.mean():>9.0f} {np.percentile(lengths, 50):>7.0f} "

@@ -4,7 +4,8 @@
       -> canvas (per image: sizes differ; skipped    uint8 [R, R, 3], content (h, w)
          when the source is already R x R)
       -> batched, encoded by the fast encoder        int32 [b, max_length, 3], lengths [b]
-         (`dct/tf_fast.py`), overflow checked
+         (`dct/tf_fast.py`: the fused kernel where
+         it builds), overflow checked
       -> unbatched examples
 
 Each example is {"triples": int32 [max_length, 3] (zero-padded after EOS), "length": int32
@@ -25,7 +26,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from dctformer_tf.dct import SparseCodec, tf_fast, tf_ops
+from dctformer_tf.dct import SparseCodec, fused_op, tf_fast, tf_ops
 
 ON_OVERFLOW = ("error", "skip")
 OUTPUT_KEYS = ("triples", "length", "content_hw", "label")
@@ -98,6 +99,7 @@ def encode_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     deterministic: bool = True,
     overlong: OverlongLog | None = None,
+    encoder: str = "auto",
 ) -> tf.data.Dataset:
     """Encode a dataset of images into padded sparse sequences.
 
@@ -109,19 +111,22 @@ def encode_dataset(
         (their canvases differ in size), otherwise in batches by the fast encoder.
       max_length: static sequence length (EOS included).
       encode_batch_size: images per encode call (throughput only; the output is unbatched
-        again, and a short final batch is kept). None: about 2^19 canvas pixels per call (64
-        images at 64x64, 8 at 256x256), the fastest in tools/bench_codec.py: batches amortize
-        the graph's per-call cost, small ones keep the working set in cache and the parallel
-        calls busy.
+        again, and a short final batch is kept). None: the fastest in tools/bench_codec.py,
+        at most 64 images and about 2^21 canvas pixels per call with the fused kernel (32 at
+        256x256; the kernel splits a call's images across threads) or 2^19 with the
+        TensorFlow-ops encoder (8 at 256x256: its batches amortize the graph's per-call cost,
+        small ones keep its planes in cache and the parallel calls busy).
       on_overflow: "error" raises InvalidArgumentError naming the image(s) and length(s);
         "skip" drops the sequence, logs a warning naming the image and its length (once per
         image) and records it in `overlong`.
-      jit_compile: compile the fast encoder's static stages with XLA (several times faster
-        on CPU); the sequences are identical either way.
+      jit_compile: compile the TensorFlow-ops encoder's static stages with XLA (several
+        times faster on CPU); the sequences are identical either way.
       num_parallel_calls: parallel canvas and encode calls.
       deterministic: keep source order under parallel maps.
       overlong: where "skip" records the dropped images (see `OverlongLog` for where the
         pipeline must run); None: a private one, so the warnings are still logged.
+      encoder: the fast encoder's form (`tf_fast.encode_canvas`): "fused" (the C++ kernel,
+        built on first use), "ops" (TensorFlow ops), "auto" (the kernel where it builds).
     Returns:
       dataset of {"triples", "length", "content_hw", "label"} (see module docstring).
     """
@@ -132,7 +137,7 @@ def encode_dataset(
     if on_overflow == "skip":
         overlong = OverlongLog() if overlong is None else overlong
     ds = _encode(source, codec, max_length, encode_batch_size, on_overflow == "error",
-                 jit_compile, num_parallel_calls, deterministic)
+                 jit_compile, num_parallel_calls, deterministic, encoder)
     if codec.resolution is None:  # one example per element
         if on_overflow == "skip":
             ds = ds.filter(lambda ex: _keep_or_report(ex, max_length, overlong))
@@ -151,6 +156,7 @@ def encode_lengths(
     jit_compile: bool = True,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     deterministic: bool = True,
+    encoder: str = "auto",
 ) -> tf.data.Dataset:
     """The sequence lengths `encode_dataset` finds, without a length limit.
 
@@ -160,20 +166,20 @@ def encode_lengths(
     each to the longest.
 
     Args:
-      source, codec, encode_batch_size, jit_compile, num_parallel_calls, deterministic:
-        as `encode_dataset`.
+      source, codec, encode_batch_size, jit_compile, num_parallel_calls, deterministic,
+        encoder: as `encode_dataset`.
     Returns:
       dataset of {"name": string [], "length": int32 [] (EOS included)}.
     """
     ds = _encode(source, codec, 1, encode_batch_size, False, jit_compile, num_parallel_calls,
-                 deterministic)
+                 deterministic, encoder)
     ds = ds.map(lambda ex: {"name": ex["name"], "length": ex["length"]})
     return ds if codec.resolution is None else ds.unbatch()
 
 
 def _encode(source: tf.data.Dataset, codec: SparseCodec, max_length: int,
             encode_batch_size: int | None, check: bool, jit_compile: bool,
-            num_parallel_calls: int, deterministic: bool) -> tf.data.Dataset:
+            num_parallel_calls: int, deterministic: bool, encoder: str) -> tf.data.Dataset:
     """The encoding graph: {"triples", "length", "content_hw", "label", "name"}, per image
     without a resolution, per encode batch (a leading axis) with one. `check` raises on a
     sequence over `max_length`, otherwise its length says so."""
@@ -181,11 +187,14 @@ def _encode(source: tf.data.Dataset, codec: SparseCodec, max_length: int,
     if codec.resolution is None:
         return _with_names(source).map(
             lambda ex: _encode_one(ex, codec, max_length, check), **parallel)
+    encoder = fused_op.resolve(encoder)
     if encode_batch_size is None:
-        encode_batch_size = int(min(64, max(1, 2**19 // codec.resolution**2)))
+        pixels = 2**21 if encoder == "fused" else 2**19
+        encode_batch_size = int(min(64, max(1, pixels // codec.resolution**2)))
     ds = _canvas_batches(source, codec, encode_batch_size, parallel)
-    return ds.map(lambda batch: _encode_batch(batch, codec, max_length, jit_compile, check),
-                  **parallel)
+    return ds.map(
+        lambda batch: _encode_batch(batch, codec, max_length, jit_compile, check, encoder),
+        **parallel)
 
 
 def _with_names(source: tf.data.Dataset) -> tf.data.Dataset:
@@ -232,9 +241,10 @@ def _canvas_batches(source: tf.data.Dataset, codec: SparseCodec, batch_size: int
 
 
 def _encode_batch(batch: dict, codec: SparseCodec, max_length: int, jit_compile: bool,
-                  check: bool) -> dict:
+                  check: bool, encoder: str) -> dict:
     """{"pixels": uint8 [b, R, R, 3], ...} -> {"triples": int32 [b, max_length, 3], ...}."""
-    triples, length = tf_fast.encode_canvas(batch["pixels"], codec, max_length, jit_compile)
+    triples, length = tf_fast.encode_canvas(batch["pixels"], codec, max_length, jit_compile,
+                                            encoder)
     if check:
         length = _check_lengths(length, batch["name"], max_length)
     return {"triples": triples, "length": length, "content_hw": batch["content_hw"],

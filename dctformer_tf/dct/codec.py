@@ -260,7 +260,8 @@ class SparseCodec:
 
         return tf_ops.canvas(image, self.resolution, self.block_size)
 
-    def tf_encode_canvas(self, pixels, max_length: int, xla_compatible: bool = True):
+    def tf_encode_canvas(self, pixels, max_length: int, xla_compatible: bool = True,
+                         encoder: str = "auto"):
         """uint8 [..., Hc, Wc, 3] canvases -> (int32 [..., max_length, 3], int32 [...] L).
 
         L > max_length flags overflow (see `tf_check_length`). Canvases of static size go
@@ -268,6 +269,8 @@ class SparseCodec:
         (float32 with exact fix-ups, `tf.where` compaction; not for inside XLA), True its
         static-shape float64 variant for use inside a compiled step. Other canvases go
         through the float64 twin of the reference (`tf_ops`). All give identical outputs.
+        `encoder` picks the tf.data path's form (`tf_fast.encode_canvas`); a graph that is
+        saved must use "ops", which needs no kernel library to load.
         """
         import tensorflow as tf
 
@@ -275,14 +278,15 @@ class SparseCodec:
 
         pixels = tf.convert_to_tensor(pixels)
         if pixels.shape.rank == 3:
-            triples, length = self.tf_encode_canvas(pixels[None], max_length, xla_compatible)
+            triples, length = self.tf_encode_canvas(pixels[None], max_length, xla_compatible,
+                                                    encoder)
             return triples[0], length[0]
         if pixels.shape[-3] is None or pixels.shape[-2] is None:
             dense = tf_ops.image_to_dense(pixels, self)
             return tf_ops.dense_to_sparse(dense, self, max_length, xla_compatible)
         if xla_compatible:
             return tf_fast.encode_canvas_static(pixels, self, max_length)
-        return tf_fast.encode_canvas(pixels, self, max_length)
+        return tf_fast.encode_canvas(pixels, self, max_length, encoder=encoder)
 
     def tf_check_length(self, length, max_length: int):
         """Raise InvalidArgumentError naming the length if any sequence overflowed."""

@@ -11,6 +11,8 @@ Three stages, so that each runs where it is fastest:
      max_length of each image are padded into a static [B, max_length].
   3. `decode_entries` (XLA): flat indices -> (channel, position, value_token) triples.
 The sequences equal `np_ops` (the float64 reference) exactly; `fast_plan.py` says why.
+`encode_canvas` runs these stages, or the same arithmetic fused into one CPU kernel
+(`fused_op.py`, about 5x faster at 256x256) where that kernel can be built.
 
 Letters: B images, H x W canvas, S block size, P = Gh·Gw positions, F flat entries,
 L = max_length, M listed entries.
@@ -19,7 +21,7 @@ L = max_length, M listed entries.
 import numpy as np
 import tensorflow as tf
 
-from dctformer_tf.dct import tf_ops
+from dctformer_tf.dct import fused_op, tf_ops
 from dctformer_tf.dct.fast_plan import CHROMA, UNSAFE, fast_plan
 
 
@@ -255,13 +257,18 @@ def _stage3(flat, index, counts, codec, plan):
     return decode_entries(flat, index, counts, codec, plan)
 
 
-def encode_canvas(pixels: tf.Tensor, codec, max_length: int, jit_compile: bool = True):
+def encode_canvas(pixels: tf.Tensor, codec, max_length: int, jit_compile: bool = True,
+                  encoder: str = "auto"):
     """uint8 [B, H, W, 3] canvases -> (int32 [B, max_length, 3], int32 [B] lengths L).
 
     The fast path, for plain graphs such as tf.data (`tf.where` has data-dependent shapes).
-    `jit_compile` compiles stages 1 and 3 with XLA; outputs are identical either way.
+    `encoder`: "fused" runs the fused CPU kernel (`fused_op`), "ops" the three stages as
+    TensorFlow ops (`jit_compile` compiles stages 1 and 3 with XLA), "auto" the kernel where
+    it can be built. Outputs are identical in every mode.
     """
     plan = plan_for(pixels, codec)
+    if fused_op.resolve(encoder) == "fused":
+        return fused_op.encode_canvas(pixels, codec, plan, max_length)
     stage1 = _stage1 if jit_compile else flat_coefficients
     stage3 = _stage3 if jit_compile else decode_entries
     flat, flags = stage1(pixels, plan)

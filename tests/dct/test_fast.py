@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dctformer_tf.dct import SparseCodec, np_fast, np_ops, tf_fast
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast, np_ops, tf_fast
 from dctformer_tf.dct.fast_plan import GUARD_MARGIN, UNSAFE, fast_plan
 from tests.dct.images import natural, random_image
 from tests.photos import photo_crops
@@ -21,6 +21,12 @@ CODECS = [
          value_encoding="dequantized"),
     dict(quality=10, clip=20),  # clipping acts
 ]
+
+
+# The fused kernel is built with the machine's C++ compiler; without one only "ops" runs.
+needs_compiler = pytest.mark.skipif(fused_op.compiler() is None, reason="no C++ compiler")
+# The encoders this machine can run, for tests that loop over them.
+ENCODERS_NOW = ("ops", "fused") if fused_op.compiler() else ("ops",)
 
 
 def reference(images: np.ndarray, codec: SparseCodec) -> list:
@@ -65,12 +71,14 @@ def test_tf_twin_equals_the_reference_in_every_mode(kwargs, rng):
     max_length = max(len(s) for s in expected) + 5
     pixels = tf.constant(images)
     for jit_compile in (True, False):
-        mode = f"eager, jit_compile={jit_compile}"
-        assert_padded_equal(*tf_fast.encode_canvas(pixels, codec, max_length, jit_compile),
-                            expected, mode)
-    dataset = tf.data.Dataset.from_tensors(pixels).map(
-        lambda x: tf_fast.encode_canvas(x, codec, max_length))
-    assert_padded_equal(*next(iter(dataset)), expected, "tf.data map")
+        mode = f"eager, ops, jit_compile={jit_compile}"
+        assert_padded_equal(*tf_fast.encode_canvas(pixels, codec, max_length, jit_compile,
+                                                   encoder="ops"), expected, mode)
+    for encoder in ENCODERS_NOW:
+        dataset = tf.data.Dataset.from_tensors(pixels).map(
+            lambda x, encoder=encoder: tf_fast.encode_canvas(x, codec, max_length,
+                                                             encoder=encoder))
+        assert_padded_equal(*next(iter(dataset)), expected, f"tf.data map, {encoder}")
     static = tf.function(lambda x: tf_fast.encode_canvas_static(x, codec, max_length),
                          jit_compile=True)
     assert_padded_equal(*static(pixels), expected, "static shapes under jit_compile")
@@ -117,6 +125,43 @@ def test_guard_band_bounds_the_float32_error(quality, rng):
         assert error.max() > 0  # float32 did differ: the test measures something
 
 
+@pytest.mark.parametrize("kwargs", CODECS)
+@needs_compiler
+def test_fused_kernel_equals_the_reference(kwargs, rng):
+    """The fused kernel (`sparse_dct_op.cc`): S = 8 on its vector path, S = 16 and 32 on
+    its general one; dequantized values and clipping; batches split across threads."""
+    codec = SparseCodec(**kwargs)
+    images = images_for(codec, rng)
+    expected = reference(images, codec)
+    max_length = max(len(s) for s in expected) + 5
+    assert_padded_equal(*tf_fast.encode_canvas(tf.constant(images), codec, max_length,
+                                               encoder="fused"), expected, "fused")
+    graph = tf.function(lambda x: tf_fast.encode_canvas(x, codec, max_length, encoder="fused"))
+    ops = {op.type for op in graph.get_concrete_function(tf.constant(images)).graph
+           .get_operations()}
+    assert "SparseDctEncode" in ops  # the kernel, not the TensorFlow-ops path, ran
+
+
+@needs_compiler
+def test_fused_kernel_matches_on_256_photos():
+    """Photo crops at the size the speed target is set at: the kernel's sequences equal the
+    numpy fast twin's (itself tested against the reference above) at q 50/75/90."""
+    images = photo_crops(256, 6, seed=3)
+    for quality in (50, 75, 90):
+        codec = SparseCodec(quality=quality, resolution=256)
+        triples, lengths = tf_fast.encode_canvas(tf.constant(images), codec, 40_000,
+                                                 encoder="fused")
+        assert_padded_equal(triples, lengths, np_fast.encode_canvas(images, codec), str(quality))
+
+
+@needs_compiler
+def test_fused_kernel_rejects_canvases_it_cannot_cut():
+    codec = SparseCodec(quality=75)
+    plan = fast_plan(codec, (2, 2))  # tables only: the kernel checks the pixels' shape
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"canvas 24x32 is not .* 16"):
+        fused_op.encode_canvas(tf.zeros([1, 24, 32, 3], tf.uint8), codec, plan, 10)
+
+
 def test_exact_ties_round_by_the_reference_rule():
     """Flat grey blocks whose DC lands exactly on a half (DC/Q = (v − 128)/2 at q50, Q = 16)
     are UNSAFE in float32 and come out as the reference rounds them (half away from zero)."""
@@ -129,15 +174,18 @@ def test_exact_ties_round_by_the_reference_rule():
     assert expected[0][0].tolist() == [0, 0, codec.clip - 1]  # (127 − 128)/2 = −0.5 -> −1
     for got, want in zip(np_fast.encode_canvas(images, codec), expected, strict=True):
         np.testing.assert_array_equal(got, want)
-    assert_padded_equal(*tf_fast.encode_canvas(tf.constant(images), codec, 200), expected, "tf")
+    for encoder in ENCODERS_NOW:
+        assert_padded_equal(*tf_fast.encode_canvas(tf.constant(images), codec, 200,
+                                                   encoder=encoder), expected, encoder)
 
 
 def test_overflow_keeps_the_first_max_length_and_reports_the_length(rng):
     codec = SparseCodec(quality=90, resolution=64)
     images = np.stack([random_image(rng, 64, 64), np.full((64, 64, 3), 128, np.uint8)])
     expected = reference(images, codec)
-    for triples, lengths in (np_fast.encode_canvas(images, codec, max_length=100),
-                             tf_fast.encode_canvas(tf.constant(images), codec, 100)):
+    outputs = [np_fast.encode_canvas(images, codec, max_length=100)] + [
+        tf_fast.encode_canvas(tf.constant(images), codec, 100, encoder=e) for e in ENCODERS_NOW]
+    for triples, lengths in outputs:
         lengths = np.asarray(lengths)
         assert lengths.tolist() == [len(expected[0]), 1]
         np.testing.assert_array_equal(np.asarray(triples)[0], expected[0][:100])
@@ -150,8 +198,9 @@ def test_non_square_canvas_and_a_batch_of_one(rng):
     pixels, _ = np_ops.canvas(image, None, 8)
     expected = reference(pixels[None], codec)
     np.testing.assert_array_equal(np_fast.encode_canvas(pixels[None], codec)[0], expected[0])
-    assert_padded_equal(*tf_fast.encode_canvas(tf.constant(pixels[None]), codec, 2000),
-                        expected, "tf")
+    for encoder in ENCODERS_NOW:
+        assert_padded_equal(*tf_fast.encode_canvas(tf.constant(pixels[None]), codec, 2000,
+                                                   encoder=encoder), expected, encoder)
     assert_padded_equal(*codec.tf_encode_canvas(tf.constant(natural("coffee", 64)[None]), 2000,
                                                 xla_compatible=False),
                         reference(natural("coffee", 64)[None], codec), "codec")

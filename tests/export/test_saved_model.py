@@ -195,3 +195,17 @@ def test_encode_refuses_bad_bytes_and_the_loaded_model_keeps_serving(exported):
     expected = codec.encode(image)
     assert int(result["length"]) == len(expected)
     np.testing.assert_array_equal(result["triples"].numpy()[: len(expected)], expected)
+
+
+def test_saved_graph_holds_no_custom_op(exported):
+    """`encode` is saved with the TensorFlow-ops encoder, so that the SavedModel loads where
+    the fused kernel's library was never built (TF Serving, another machine)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported[1], "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    ops.update(node.op for function in graph.library.function for node in function.node_def)
+    assert "Where" in ops and "SparseDctEncode" not in ops

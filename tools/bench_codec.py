@@ -12,9 +12,11 @@ all of them alike. tf.data is timed in steady state (an iterator already running
 training), with its default parallelism; Pillow and numpy run on one thread.
 
 Columns: img/s of each contender (tf.data with the fused kernel, tf.data with the
-TensorFlow-ops encoder, the XLA-compatible encoder, the numpy fast twin, the float64 numpy
-reference, Pillow), ratios to Pillow, and process CPU µs per image of tf.data (fused, all its
-threads) and Pillow: their ratio is the per-core comparison.
+TensorFlow-ops encoder, the fused kernel alone on batches of 32 already in memory, the
+XLA-compatible encoder, the numpy fast twin, the float64 numpy reference, Pillow), ratios to
+Pillow, and process CPU µs per image of tf.data (fused, all its threads), of the kernel alone
+and of Pillow: tf.data's against Pillow's is the per-core comparison, tf.data's less the
+kernel's what the pipeline around the kernel costs.
 
 Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 5]
        [--sets shapes64 photo64 photo256]
@@ -38,7 +40,7 @@ from PIL import Image  # noqa: E402
 
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
-from dctformer_tf.dct import SparseCodec, fused_op, np_fast  # noqa: E402
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast  # noqa: E402
 from tests.photos import photo_crops  # noqa: E402
 
 SETS = {
@@ -82,6 +84,10 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
         for batch in batches:
             xla(batch)[1].numpy()
 
+    def run_kernel():
+        for batch in batches:
+            tf_fast.encode_canvas(batch, codec, max_length, encoder="fused")[1].numpy()
+
     def run_numpy():
         for i in range(0, num, args.batch):
             np_fast.encode_canvas(images[i : i + args.batch], codec)
@@ -90,9 +96,9 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
         for im in images:
             Image.fromarray(im).save(io.BytesIO(), "JPEG", quality=codec.quality, subsampling=2)
 
-    runs = {"tf": tf_data("fused"), "ops": tf_data("ops"), "xla": run_xla, "numpy": run_numpy,
-            "pillow": run_pillow}
-    for name in ("tf", "ops", "xla"):  # start the pipelines, compile
+    runs = {"tf": tf_data("fused"), "ops": tf_data("ops"), "kernel": run_kernel, "xla": run_xla,
+            "numpy": run_numpy, "pillow": run_pillow}
+    for name in ("tf", "ops", "kernel", "xla"):  # start the pipelines, compile
         runs[name]()
     return runs
 
@@ -103,7 +109,7 @@ def bench(images: np.ndarray, quality: int, args) -> dict:
     lengths = np.array([len(t) for t in np_fast.encode_canvas(images, codec)])
     runs = contenders(images, codec, int(lengths.max()), args)
     rates = {name: [] for name in runs}
-    cpu = {"tf": [], "pillow": []}  # process CPU seconds per image
+    cpu = {"tf": [], "kernel": [], "pillow": []}  # process CPU seconds per image
     for _ in range(args.rounds):
         for name, fn in runs.items():
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -144,18 +150,21 @@ def main():
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
           f"{args.rounds} rounds, consumer batch {args.batch}, "
           f"encode batch {args.encode_batch or 'auto'}")
-    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'tf ops':>7} {'XLA':>7} {'numpy':>7} "
-          f"{'np ref':>7} {'Pillow':>7} {'tf/Pil':>7} {'ops/Pil':>8} {'XLA/Pil':>8} {'np/Pil':>7} "
-          f"{'tf cpu':>7} {'Pil cpu':>8} {'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
+    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'tf ops':>7} {'kernel':>7} {'XLA':>7} "
+          f"{'numpy':>7} {'np ref':>7} {'Pillow':>7} {'tf/Pil':>7} {'ops/Pil':>8} "
+          f"{'XLA/Pil':>8} {'np/Pil':>7} {'tf cpu':>7} {'ker cpu':>8} {'Pil cpu':>8} "
+          f"{'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
     for name, images in sets.items():
         for quality in args.qualities:
             r = bench(images, quality, args)
             lengths, pillow = r["lengths"], r["pillow"]
-            print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['ops']:>7.0f} {r['xla']:>7.0f} "
+            print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['ops']:>7.0f} "
+                  f"{r['kernel']:>7.0f} {r['xla']:>7.0f} "
                   f"{r['numpy']:>7.0f} {r['reference']:>7.0f} {pillow:>7.0f} "
                   f"{r['tf'] / pillow:>7.2f} {r['ops'] / pillow:>8.2f} "
                   f"{r['xla'] / pillow:>8.2f} {r['numpy'] / pillow:>7.2f} "
-                  f"{1e6 * r['tf cpu']:>7.0f} {1e6 * r['pillow cpu']:>8.0f} "
+                  f"{1e6 * r['tf cpu']:>7.0f} {1e6 * r['kernel cpu']:>8.0f} "
+                  f"{1e6 * r['pillow cpu']:>8.0f} "
                   f"{lengths.mean():>9.0f} {np.percentile(lengths, 50):>7.0f} "
                   f"{np.percentile(lengths, 95):>7.0f} {lengths.max():>7d}", flush=True)
 

@@ -156,12 +156,19 @@ def load():
 def encode_canvas(pixels: tf.Tensor, codec, plan, max_length: int) -> tuple:
     """uint8 [B, H, W, 3] canvases -> (int32 [B, max_length, 3] padded triples, int32 [B]
     lengths with EOS; > max_length means cut), as `tf_fast.encode_canvas`."""
+    return load().sparse_dct_encode(pixels, **kernel_inputs(codec, plan),
+                                    max_length=max_length)
+
+
+def kernel_inputs(codec, plan) -> dict:
+    """The kernel's table inputs and attributes but max_length, from the plan and codec:
+    per channel id (sequence order) its raw index, 1/Q, guard band, Q and value multiplier."""
     scale = codec.rank_table if codec.value_encoding == "dequantized" else np.ones_like(
         codec.rank_table)
-    return load().sparse_dct_encode(
-        pixels, plan.dct, plan.colour, plan.dct64, plan.colour64, plan.raw,
-        (1.0 / plan.step).astype(np.float32), _channel_guard(plan), plan.step,
-        scale.astype(np.int32), max_length=max_length, clip=codec.clip, eos=codec.eos)
+    return dict(dct=plan.dct, colour=plan.colour, dct64=plan.dct64, colour64=plan.colour64,
+                raw=plan.raw, inv_step=(1.0 / plan.step).astype(np.float32),
+                guard=_channel_guard(plan), step=plan.step, token_scale=scale.astype(np.int32),
+                clip=codec.clip, eos=codec.eos)
 
 
 def _channel_guard(plan) -> np.ndarray:

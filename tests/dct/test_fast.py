@@ -142,6 +142,23 @@ def test_fused_kernel_equals_the_reference(kwargs, rng):
     assert "SparseDctEncode" in ops  # the kernel, not the TensorFlow-ops path, ran
 
 
+@pytest.mark.parametrize("kwargs", [CODECS[0], CODECS[4], CODECS[5]])
+@needs_compiler
+def test_fused_kernels_float64_path_alone_equals_the_reference(kwargs, rng):
+    """A guard band of 1 sends every coefficient, luma and chroma, to the kernel's float64
+    recomputation (which photos reach ~1e-4 of the time): it alone must give the reference."""
+    codec = SparseCodec(**kwargs)
+    images = images_for(codec, rng)[[0, 1, 6, 8]]  # two photos, noise, saturated
+    expected = reference(images, codec)
+    pixels = tf.constant(images)
+    inputs = fused_op.kernel_inputs(codec, tf_fast.plan_for(pixels, codec))
+    inputs["guard"] = np.ones_like(inputs["guard"])
+    max_length = max(len(s) for s in expected) + 1
+    assert_padded_equal(*fused_op.load().sparse_dct_encode(pixels, **inputs,
+                                                           max_length=max_length),
+                        expected, "every coefficient recomputed")
+
+
 @needs_compiler
 def test_fused_kernel_matches_on_256_photos():
     """Photo crops at the size the speed target is set at: the kernel's sequences equal the

@@ -34,6 +34,8 @@ import tensorflow as tf
 
 SOURCE = Path(__file__).with_name("sparse_dct_op.cc")
 ENCODERS = ("auto", "fused", "ops")
+# A compile takes about 10 s; one that hangs must not hang the input pipeline's start.
+BUILD_TIMEOUT_S = 600
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,15 @@ class FusedOpUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where built kernels are kept."""
+    """Where built kernels are kept: $DCTFORMER_OP_CACHE, else ~/.cache/dctformer_tf/ops
+    (a temporary folder's if there is no home)."""
     root = os.environ.get("DCTFORMER_OP_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "dctformer_tf" / "ops"
+    if root:
+        return Path(root)
+    try:
+        return Path.home() / ".cache" / "dctformer_tf" / "ops"
+    except RuntimeError:  # no home directory (some containers)
+        return Path(tempfile.gettempdir()) / "dctformer_tf_ops"
 
 
 def compiler() -> str | None:
@@ -107,20 +115,31 @@ def build(force: bool = False) -> Path:
     cxx = compiler()
     if cxx is None:
         raise FusedOpUnavailable("no C++ compiler found (set $CXX, or install g++)")
+    if not SOURCE.exists():
+        raise FusedOpUnavailable(f"the kernel's source {SOURCE} is missing from the install")
     path = library_path(cxx)
     if path.exists() and not force:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     log.info("building the fused encoder kernel (once, about 10 s) into %s", path)
-    # Build beside the target and rename: processes building at once never see half a file.
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        partial = Path(tmp) / path.name
-        result = subprocess.run(build_command(cxx, partial), capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-            raise FusedOpUnavailable(f"compiling {SOURCE.name} with {cxx} failed "
-                                     f"(exit {result.returncode}):\n{tail}")
-        os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside the target and rename: processes building at once never see half a
+        # file.
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            partial = Path(tmp) / path.name
+            result = subprocess.run(build_command(cxx, partial), capture_output=True,
+                                    text=True, timeout=BUILD_TIMEOUT_S)
+            if result.returncode != 0:
+                tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+                raise FusedOpUnavailable(f"compiling {SOURCE.name} with {cxx} failed "
+                                         f"(exit {result.returncode}):\n{tail}")
+            os.replace(partial, path)
+    except subprocess.TimeoutExpired:
+        raise FusedOpUnavailable(f"compiling {SOURCE.name} with {cxx} took over "
+                                 f"{BUILD_TIMEOUT_S} s") from None
+    except OSError as error:
+        raise FusedOpUnavailable(f"cannot write the kernel to {path.parent} ({error}); set "
+                                 "$DCTFORMER_OP_CACHE to a writable folder") from None
     return path
 
 
@@ -128,11 +147,13 @@ def build(force: bool = False) -> Path:
 def _load():
     """(module, None) once built and loaded, else (None, the reason)."""
     try:
-        return tf.load_op_library(str(build())), None
+        path = build()
     except FusedOpUnavailable as error:
         return None, str(error)
-    except (tf.errors.NotFoundError, OSError) as error:
-        return None, f"loading the built kernel failed: {error}"
+    try:
+        return tf.load_op_library(str(path)), None
+    except (tf.errors.OpError, OSError) as error:  # e.g. built against another TensorFlow
+        return None, f"loading the built kernel {path} failed: {error}"
 
 
 def available() -> bool:

@@ -12,7 +12,7 @@ Three stages, so that each runs where it is fastest:
   3. `decode_entries` (XLA): flat indices -> (channel, position, value_token) triples.
 The sequences equal `np_ops` (the float64 reference) exactly; `fast_plan.py` says why.
 `encode_canvas` runs these stages, or the same arithmetic fused into one CPU kernel
-(`fused_op.py`, about 5x faster at 256x256) where that kernel can be built.
+(`fused_op.py`; about 3x the tf.data throughput at 256x256) where that kernel can be built.
 
 Letters: B images, H x W canvas, S block size, P = Gh·Gw positions, F flat entries,
 L = max_length, M listed entries.

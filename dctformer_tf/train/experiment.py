@@ -123,6 +123,9 @@ class SequenceSource:
       num_eval_examples: int or None. Likewise for the held-out split.
       on_overflow: str. What a sequence longer than max_length does (`encode_dataset`).
       cache: bool. Cache the encoded sequences in memory (small datasets: encode once).
+      encoder: str. The fast encoder's form (`encode_dataset`): "auto", "fused" or "ops".
+        "ops" where the input pipeline runs on a host that did not build the fused kernel
+        (a TPU Node's remote host).
     """
 
     data: DataSettings
@@ -131,6 +134,7 @@ class SequenceSource:
     num_eval_examples: int | None = 1000
     on_overflow: str = "error"
     cache: bool = False
+    encoder: str = "auto"
 
     def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None,
                 shard: Shard | None = None, overlong: OverlongLog | None = None
@@ -161,7 +165,7 @@ class SequenceSource:
                overlong: OverlongLog | None = None) -> tf.data.Dataset:
         """Images -> padded sparse sequences (`data.pipeline.encode_dataset`)."""
         return encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow,
-                              overlong=overlong)
+                              overlong=overlong, encoder=self.encoder)
 
 
 @gin.configurable("build_sequences")
@@ -173,10 +177,11 @@ def sequence_source(
     max_length: int = gin.REQUIRED,
     on_overflow: str = "error",
     cache: bool = False,
+    encoder: str = "auto",
 ) -> SequenceSource:
     """source: "shapes", "folder:/path" or a TFDS name (`data.sources.get_source`)."""
     return SequenceSource(DataSettings(source, data_dir), max_length, num_examples,
-                          num_eval_examples, on_overflow, cache)
+                          num_eval_examples, on_overflow, cache, encoder)
 
 
 def gin_model_config() -> ModelConfig:

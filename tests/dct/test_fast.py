@@ -24,6 +24,8 @@ CODECS = [
 
 
 # The fused kernel is built with the machine's C++ compiler; without one only "ops" runs.
+# Where there is a compiler the kernel must build: a failed build fails these tests (the
+# library itself would warn and fall back), so that CI sees it.
 needs_compiler = pytest.mark.skipif(fused_op.compiler() is None, reason="no C++ compiler")
 # The encoders this machine can run, for tests that loop over them.
 ENCODERS_NOW = ("ops", "fused") if fused_op.compiler() else ("ops",)
@@ -128,8 +130,9 @@ def test_guard_band_bounds_the_float32_error(quality, rng):
 @pytest.mark.parametrize("kwargs", CODECS)
 @needs_compiler
 def test_fused_kernel_equals_the_reference(kwargs, rng):
-    """The fused kernel (`sparse_dct_op.cc`): S = 8 on its vector path, S = 16 and 32 on
-    its general one; dequantized values and clipping; batches split across threads."""
+    """The fused kernel (`sparse_dct_op.cc`) for S = 8 (its AVX2 path where the build has
+    AVX2; the plain one is tested in test_fused_op.py), 16 and 32 (plain loops), dequantized
+    values and clipping, a batch of 9 canvases (which `Shard` may split across threads)."""
     codec = SparseCodec(**kwargs)
     images = images_for(codec, rng)
     expected = reference(images, codec)
@@ -157,6 +160,20 @@ def test_fused_kernels_float64_path_alone_equals_the_reference(kwargs, rng):
     assert_padded_equal(*fused_op.load().sparse_dct_encode(pixels, **inputs,
                                                            max_length=max_length),
                         expected, "every coefficient recomputed")
+
+
+@needs_compiler
+def test_fused_kernel_cuts_at_max_length_as_the_twin(rng):
+    """Buffers one short of the EOS, exactly the sequence, and one short of that: the same
+    triples and lengths as the numpy twin's padded output."""
+    codec = SparseCodec(quality=75, resolution=64)
+    images = images_for(codec, rng)[:3]
+    length = len(reference(images[:1], codec)[0])
+    for max_length in (length - 2, length - 1, length, length + 1):
+        want = np_fast.encode_canvas(images, codec, max_length)
+        got = tf_fast.encode_canvas(tf.constant(images), codec, max_length, encoder="fused")
+        for w, g, name in zip(want, got, ("triples", "lengths"), strict=True):
+            np.testing.assert_array_equal(g, w, err_msg=f"{name}, max_length={max_length}")
 
 
 @needs_compiler

@@ -3,7 +3,11 @@ cannot be built, a warned fallback to the TensorFlow-ops encoder under "auto", t
 sequences from both in the tf.data pipeline. Its sequences against the reference are tested
 in test_fast.py."""
 
+import dataclasses
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +26,16 @@ def test_a_failing_compiler_is_named_with_its_message(monkeypatch, tmp_path):
                                                           r"failed \(exit 1\)"):
         fused_op.build()
     assert not list(tmp_path.glob("*.so")) and not list(tmp_path.glob("*/"))  # nothing half-built
+
+
+@needs_compiler
+def test_an_unwritable_cache_is_named(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DCTFORMER_OP_CACHE", str(blocker / "ops"))
+    with pytest.raises(fused_op.FusedOpUnavailable,
+                       match=r"cannot write the kernel to .*file/ops.*DCTFORMER_OP_CACHE"):
+        fused_op.build()
 
 
 def test_no_compiler_says_so(monkeypatch):
@@ -57,12 +71,25 @@ def test_unknown_encoder_is_refused():
 
 
 @needs_compiler
-def test_built_kernel_is_cached_by_source_and_compiler():
+def test_built_kernel_is_cached_by_source_and_compiler(monkeypatch, tmp_path):
+    # The shared cache (not tmp_path): the suite builds the kernel once for all its tests.
     path = fused_op.build()
     assert path.parent == fused_op.cache_dir() and path.exists()
     modified = path.stat().st_mtime_ns
     assert fused_op.build() == path and path.stat().st_mtime_ns == modified  # not rebuilt
     assert fused_op.available() and fused_op.unavailable_reason() is None
+    cxx = fused_op.compiler()
+    monkeypatch.setattr(fused_op, "_compiler_version", lambda cxx: "another compiler 1.0")
+    assert fused_op.library_path(cxx) != path
+    monkeypatch.undo()
+    edited = tmp_path / fused_op.SOURCE.name
+    edited.write_bytes(fused_op.SOURCE.read_bytes() + b"// edited\n")
+    monkeypatch.setattr(fused_op, "SOURCE", edited)
+    assert fused_op.library_path(cxx) != path
+    monkeypatch.setattr(fused_op, "cpu_flags", lambda: [])
+    plain = fused_op.library_path(cxx)
+    monkeypatch.setattr(fused_op, "cpu_flags", lambda: ["-mavx2", "-mfma"])
+    assert fused_op.library_path(cxx) != plain  # a build for other vector units
 
 
 @needs_compiler
@@ -78,3 +105,58 @@ def test_pipeline_gives_the_same_examples_with_either_encoder():
     for key in ("triples", "length", "label", "content_hw"):
         np.testing.assert_array_equal(got["fused"][key], got["ops"][key], err_msg=key)
     assert got["fused"]["length"].numpy().min() > 100
+
+
+GENERIC_BUILD = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast
+from tests.photos import photo_crops
+fused_op.cpu_flags = lambda: []  # no AVX2: the plain C++ loops for S = 8 too
+images = photo_crops(64, 6, seed=5)
+for quality in (50, 90):
+    codec = SparseCodec(quality=quality, resolution=64)
+    triples, lengths = tf_fast.encode_canvas(tf.constant(images), codec, 4000, encoder="fused")
+    want, want_lengths = np_fast.encode_canvas(images, codec, 4000)
+    np.testing.assert_array_equal(triples, want)
+    np.testing.assert_array_equal(lengths, want_lengths)
+print("generic build ok", fused_op.build())
+"""
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_the_build_without_vector_units_gives_the_same_sequences(tmp_path):
+    """The kernel's plain C++ path for S = 8 (what a CPU without AVX2, or an ARM host, runs),
+    built into its own cache in a fresh process (a process loads one build of the op)."""
+    env = {**os.environ, "DCTFORMER_OP_CACHE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", GENERIC_BUILD], capture_output=True,
+                            text=True, timeout=600, env=env,
+                            cwd=str(fused_op.SOURCE.parents[2]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "generic build ok" in result.stdout and str(tmp_path) in result.stdout
+
+
+def test_the_gin_binding_chooses_the_encoder(monkeypatch):
+    """`build_sequences.encoder` reaches the pipeline: "ops" never asks for the kernel (as a
+    TPU Node's remote input host needs), and a misspelt value is refused by name."""
+    import gin
+
+    from dctformer_tf.train.experiment import sequence_source
+
+    asked = []
+    monkeypatch.setattr(fused_op, "load", lambda: asked.append("load"))
+    codec = SparseCodec(quality=75, resolution=64)
+    with gin.unlock_config():
+        gin.parse_config(["build_sequences.max_length = 1200",
+                          "build_sequences.encoder = 'ops'"])
+    try:
+        sequences = sequence_source()
+        assert sequences.encoder == "ops"
+        example = next(iter(sequences.dataset(codec, "test", num_examples=2)))
+        assert int(example["length"]) > 100 and not asked
+        with pytest.raises(ValueError, match="got 'fussed'"):
+            dataclasses.replace(sequences, encoder="fussed").dataset(codec, "test", 2)
+    finally:
+        gin.clear_config()

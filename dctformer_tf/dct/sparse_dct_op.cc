@@ -61,9 +61,9 @@ struct Tables {
   std::vector<int32_t> raw;     // [C] raw index of each channel id
   std::vector<int32_t> token_scale;  // [C] by channel id
   std::vector<int64_t> offset;       // [C] plane offset by raw index
-  // For S = 8 (AVX2 path): by component k and in-block order v·8 + u (transposed).
-  std::vector<float> inv_step_t, guard_t;  // [3·64]
-  std::vector<int64_t> offset_t;           // [3·64]
+  // The same by component k and in-block order v·S + u (transposed), for the AVX2 path.
+  std::vector<float> inv_step_t, guard_t;  // [C]
+  std::vector<int64_t> offset_t;           // [C]
   int clip = 0;
   int eos = 0;
 };
@@ -174,6 +174,9 @@ inline void QuantizeBlock(const float* in, int stride, int k, int row, int col,
   const float* inv = t.inv_step.data() + k * s2;
   const float* guard = t.guard.data() + k * s2;
   int32_t value[32 * 32];
+  int32_t unsafe[32 * 32];
+  int any = 0;
+  // Branch-free, so that it vectorizes; the rare guarded values are patched after.
   for (int i = 0; i < s2; ++i) {
     const float y = coefs[i] * inv[i];
     const float magnitude = std::fabs(y);
@@ -181,8 +184,12 @@ inline void QuantizeBlock(const float* in, int stride, int k, int row, int col,
     const float frac = magnitude - whole;  // exact in floating point
     const int32_t m = static_cast<int32_t>(whole) + (frac >= 0.5f ? 1 : 0);
     value[i] = y < 0.0f ? -m : m;
-    if (std::fabs(frac - 0.5f) < guard[i]) {
-      value[i] = ExactValue(image, g, t, k, i / s, i % s, row, col);
+    unsafe[i] = std::fabs(frac - 0.5f) < guard[i] ? 1 : 0;
+    any |= unsafe[i];
+  }
+  if (any) {
+    for (int i = 0; i < s2; ++i) {
+      if (unsafe[i]) value[i] = ExactValue(image, g, t, k, i / s, i % s, row, col);
     }
   }
   const int64_t position = static_cast<int64_t>(row) * (k == 0 ? g.gw : g.gw / 2) + col;
@@ -190,9 +197,10 @@ inline void QuantizeBlock(const float* in, int stride, int k, int row, int col,
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// The S = 8 block with AVX2: eight rows of eight floats, each DCT pass eight
-// broadcast-multiply-adds per row, an 8x8 transpose between them. The result is transposed
-// (row v holds coefficients (0..7, v)), so the tables `*_t` are kept in that order.
+// S = 8, 16 or 32 with AVX2: a row of the block is S/8 vectors of eight floats; each DCT pass
+// is S broadcast-multiply-adds per output vector, with a transpose (in 8x8 tiles) between
+// the passes. The result is transposed (row v holds coefficients (u, v) over u), so the
+// tables `*_t` are kept in that order.
 
 inline void Transpose8(__m256* r) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -213,51 +221,77 @@ inline void Transpose8(__m256* r) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// out[j] = sum_i A[j][i] · in[i] for eight rows of eight lanes.
-inline void Pass8(const float* a, const __m256* in, __m256* out) {
-  for (int j = 0; j < 8; ++j) {
-    __m256 acc = _mm256_mul_ps(_mm256_broadcast_ss(a + 8 * j), in[0]);
-    for (int i = 1; i < 8; ++i) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8 * j + i), in[i], acc);
-    out[j] = acc;
+// out[j] = sum_i A[j][i] · in[i] for S rows of S/8 vectors (A is S x S, row-major).
+template <int kS>
+inline void Pass(const float* a, const __m256 (*in)[kS / 8], __m256 (*out)[kS / 8]) {
+  constexpr int kV = kS / 8;
+  for (int j = 0; j < kS; ++j) {
+    __m256 acc[kV];
+    const __m256 first = _mm256_broadcast_ss(a + kS * j);
+    for (int c = 0; c < kV; ++c) acc[c] = _mm256_mul_ps(first, in[0][c]);
+    for (int i = 1; i < kS; ++i) {
+      const __m256 weight = _mm256_broadcast_ss(a + kS * j + i);
+      for (int c = 0; c < kV; ++c) acc[c] = _mm256_fmadd_ps(weight, in[i][c], acc[c]);
+    }
+    for (int c = 0; c < kV; ++c) out[j][c] = acc[c];
   }
 }
 
-inline void QuantizeBlock8(const float* in, int stride, int k, int row, int col,
-                           const uint8_t* image, const Grid& g, const Tables& t,
-                           int16_t* planes) {
-  __m256 rows[8], vertical[8], coefs[8];
-  for (int y = 0; y < 8; ++y) rows[y] = _mm256_loadu_ps(in + static_cast<int64_t>(y) * stride);
-  Pass8(t.dct.data(), rows, vertical);  // vertical[u][x]
-  Transpose8(vertical);                 // [x][u]
-  Pass8(t.dct.data(), vertical, coefs);  // coefs[v][u] = C(u, v)
+// in[r][c] (S rows of S/8 vectors) -> out[c'][r'] transposed, one 8x8 tile at a time.
+template <int kS>
+inline void Transpose(const __m256 (*in)[kS / 8], __m256 (*out)[kS / 8]) {
+  constexpr int kV = kS / 8;
+  for (int bi = 0; bi < kV; ++bi) {
+    for (int bj = 0; bj < kV; ++bj) {
+      __m256 tile[8];
+      for (int r = 0; r < 8; ++r) tile[r] = in[8 * bi + r][bj];
+      Transpose8(tile);
+      for (int r = 0; r < 8; ++r) out[8 * bj + r][bi] = tile[r];
+    }
+  }
+}
+
+template <int kS>
+inline void QuantizeBlockAvx(const float* in, int stride, int k, int row, int col,
+                             const uint8_t* image, const Grid& g, const Tables& t,
+                             int16_t* planes) {
+  constexpr int kV = kS / 8, kS2 = kS * kS;
+  __m256 rows[kS][kV], vertical[kS][kV], transposed[kS][kV], coefs[kS][kV];
+  for (int y = 0; y < kS; ++y) {
+    for (int c = 0; c < kV; ++c) {
+      rows[y][c] = _mm256_loadu_ps(in + static_cast<int64_t>(y) * stride + 8 * c);
+    }
+  }
+  Pass<kS>(t.dct.data(), rows, vertical);        // vertical[u][x]
+  Transpose<kS>(vertical, transposed);           // [x][u]
+  Pass<kS>(t.dct.data(), transposed, coefs);     // coefs[v][u] = C(u, v)
   const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
-  alignas(32) int32_t value[64];
-  uint32_t unsafe = 0;  // bit 8·(v mod 4) + u: coefficient (u, v) is guarded
-  for (int v = 0; v < 8; ++v) {
-    const __m256 y = _mm256_mul_ps(coefs[v], _mm256_loadu_ps(t.inv_step_t.data() + 64 * k + 8 * v));
-    const __m256 magnitude = _mm256_andnot_ps(sign, y);
-    const __m256 whole = _mm256_floor_ps(magnitude);
-    const __m256 frac = _mm256_sub_ps(magnitude, whole);  // exact in floating point
-    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one);
-    const __m256 rounded = _mm256_or_ps(_mm256_add_ps(whole, up), _mm256_and_ps(y, sign));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(value + 8 * v), _mm256_cvttps_epi32(rounded));
-    const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(frac, half));
-    const __m256 guard = _mm256_loadu_ps(t.guard_t.data() + 64 * k + 8 * v);
-    unsafe |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(distance, guard, _CMP_LT_OQ)))
-              << (8 * (v & 3));
-    if ((v & 3) == 3 && unsafe) {  // rare: recompute the guarded values in float64
-      for (int bit = 0; bit < 32; ++bit) {
-        if (unsafe >> bit & 1) {
-          const int vv = (v & ~3) + bit / 8, u = bit % 8;
-          value[8 * vv + u] = ExactValue(image, g, t, k, u, vv, row, col);
-        }
+  const float* inv = t.inv_step_t.data() + kS2 * k;
+  const float* guard = t.guard_t.data() + kS2 * k;
+  alignas(32) int32_t value[kS2];
+  for (int v = 0; v < kS; ++v) {
+    for (int c = 0; c < kV; ++c) {
+      const int i = kS * v + 8 * c;  // coefficients (8c .. 8c + 7, v)
+      const __m256 y = _mm256_mul_ps(coefs[v][c], _mm256_loadu_ps(inv + i));
+      const __m256 magnitude = _mm256_andnot_ps(sign, y);
+      const __m256 whole = _mm256_floor_ps(magnitude);
+      const __m256 frac = _mm256_sub_ps(magnitude, whole);  // exact in floating point
+      const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one);
+      const __m256 rounded = _mm256_or_ps(_mm256_add_ps(whole, up), _mm256_and_ps(y, sign));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(value + i), _mm256_cvttps_epi32(rounded));
+      const __m256 distance = _mm256_andnot_ps(sign, _mm256_sub_ps(frac, half));
+      int unsafe = _mm256_movemask_ps(
+          _mm256_cmp_ps(distance, _mm256_loadu_ps(guard + i), _CMP_LT_OQ));
+      while (unsafe) {  // rare: recompute the guarded values in float64
+        const int lane = __builtin_ctz(unsafe);
+        value[i + lane] = ExactValue(image, g, t, k, 8 * c + lane, v, row, col);
+        unsafe &= unsafe - 1;
       }
-      unsafe = 0;
     }
   }
   const int64_t position = static_cast<int64_t>(row) * (k == 0 ? g.gw : g.gw / 2) + col;
-  StoreBlock(value, t.offset_t.data() + 64 * k, 64, position, planes);
+  StoreBlock(value, t.offset_t.data() + kS2 * k, kS2, position, planes);
 }
 #endif  // AVX2 and FMA
 
@@ -268,8 +302,8 @@ inline void QuantizeBand(const float* band, int width, int k, int row, const uin
   const int s = kS > 0 ? kS : t.s;
   for (int col = 0; col < width / s; ++col) {
 #if defined(__AVX2__) && defined(__FMA__)
-    if (kS == 8) {
-      QuantizeBlock8(band + col * 8, width, k, row, col, image, g, t, planes);
+    if constexpr (kS == 8 || kS == 16 || kS == 32) {
+      QuantizeBlockAvx<kS>(band + col * kS, width, k, row, col, image, g, t, planes);
       continue;
     }
 #endif
@@ -484,18 +518,16 @@ class SparseDctEncodeOp : public OpKernel {
     }
     t.offset.resize(channels);
     for (int r = 0; r < channels; ++r) t.offset[r] = g.plane_offset(r, s2);
-    if (s == 8) {
-      t.inv_step_t.resize(channels);
-      t.guard_t.resize(channels);
-      t.offset_t.resize(channels);
-      for (int k = 0; k < 3; ++k) {
-        for (int u = 0; u < 8; ++u) {
-          for (int v = 0; v < 8; ++v) {
-            const int r = 64 * k + 8 * u + v, transposed = 64 * k + 8 * v + u;
-            t.inv_step_t[transposed] = t.inv_step[r];
-            t.guard_t[transposed] = t.guard[r];
-            t.offset_t[transposed] = t.offset[r];
-          }
+    t.inv_step_t.resize(channels);
+    t.guard_t.resize(channels);
+    t.offset_t.resize(channels);
+    for (int k = 0; k < 3; ++k) {
+      for (int u = 0; u < s; ++u) {
+        for (int v = 0; v < s; ++v) {
+          const int r = s2 * k + s * u + v, transposed = s2 * k + s * v + u;
+          t.inv_step_t[transposed] = t.inv_step[r];
+          t.guard_t[transposed] = t.guard[r];
+          t.offset_t[transposed] = t.offset[r];
         }
       }
     }
@@ -524,6 +556,8 @@ class SparseDctEncodeOp : public OpKernel {
           count = EncodeImage<8>(image, g, t, max_length, planes.data(), sequence);
         } else if (s == 16) {
           count = EncodeImage<16>(image, g, t, max_length, planes.data(), sequence);
+        } else if (s == 32) {
+          count = EncodeImage<32>(image, g, t, max_length, planes.data(), sequence);
         } else {
           count = EncodeImage<0>(image, g, t, max_length, planes.data(), sequence);
         }

@@ -529,13 +529,14 @@ def plans_json(models: list[Model], accelerator: Accelerator, headroom: float) -
 # ----------------------------------------------------------------------------------------
 # The input side (docs/design.md §2.4): what the hosts send and how much encoding feeds a step.
 
-# CPU milliseconds the tf.data encoder (`data/pipeline.py`) spends per megapixel of canvas:
-# the figure `--measure-encode` gave at the LSUN/ImageNet geometry (384², S = 8, q75) on the
-# project's 2-core CPU machine, the highest per pixel of the seven Table 3 geometries (small
-# canvases pay more per-call overhead per pixel; 1024² and 2048² measured 23-30 ms/MP), so a
-# conservative default (docs/benchmarks.md, "Input pipeline"). `--measure-encode` measures
-# every config's own geometry on the host at hand instead.
-ENCODE_CPU_MS_PER_MEGAPIXEL = 75.0
+# CPU milliseconds the tf.data encoder (`data/pipeline.py`, with the fused kernel) spends per
+# megapixel of canvas: the most `--measure-encode` gave at any Table 3 geometry on the
+# project's 2-core CPU machine (15.6 at 2048², S = 32, where the DCT costs twice S = 16's per
+# pixel; 14.8 at 384², where the pipeline's per-image work is a larger share; 8-11 elsewhere),
+# so a conservative default (docs/benchmarks.md, "Input pipeline"). Hosts without the kernel
+# run the TensorFlow-ops encoder at up to 34 ms/MP. `--measure-encode` measures every config's
+# own geometry on the host at hand instead.
+ENCODE_CPU_MS_PER_MEGAPIXEL = 16.0
 
 
 def example_bytes(run) -> dict:
@@ -604,9 +605,12 @@ def run_input_settings(name: str, bindings: tuple = ()) -> tuple:
     return run, values["l_max"], values["r"], assumed, values["batch"]
 
 
-def measure_encode_seconds(run, num: int = 16) -> float:
-    """CPU seconds per image of the tf.data encoder at the run's geometry, on photo canvases
-    (`tests/photos.py`, scikit-image's photos), after a warm-up pass."""
+def measure_encode_seconds(run, num: int = 16, repeats: int = 8, encoder: str = "auto") -> float:
+    """CPU seconds per image of the tf.data encoder at the run's geometry, on `num` photo
+    canvases (`tests/photos.py`, scikit-image's photos) passed `repeats` times, after a
+    warm-up pass. The repeats matter: a pass of 16 images is mostly the iterator's start-up
+    (threads, first batch), which a training pipeline pays once (at 384², 6.0 ms per image
+    over 16 images, 2.2 ms over 128)."""
     import time
 
     import numpy as np
@@ -618,21 +622,24 @@ def measure_encode_seconds(run, num: int = 16) -> float:
     images = photo_canvases(run.codec.resolution, num, seed=1)
     source = tf.data.Dataset.from_tensor_slices({"image": images,
                                                  "label": np.zeros(num, np.int32)})
-    sequences = encode_dataset(source, run.codec, run.max_length, on_overflow="skip")
+    sequences = encode_dataset(source.repeat(repeats), run.codec, run.max_length,
+                               on_overflow="skip", encoder=encoder)
     for _ in sequences:  # traces and compiles the encoder
         pass
     cpu = time.process_time()
     for _ in sequences:
         pass
-    return (time.process_time() - cpu) / num
+    return (time.process_time() - cpu) / (num * repeats)
 
 
 def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: float,
-               measure: bool = False, bindings: tuple = ()) -> dict:
+               measure: bool = False, bindings: tuple = (), encoder: str = "auto") -> dict:
     """The input side of config NAME: bytes per example, encodes per example (the paper's
     one per encode, and this run's `examples_per_encode`), CPU cost per example and the host
     cores that feed `steps_per_second` steps of the paper batch. None when its data file
     assumes no length distribution (the CPU models)."""
+    from dctformer_tf.dct import fused_op
+
     run, l_max, r, assumed, batch = run_input_settings(name, bindings)
     if assumed is None:
         return None
@@ -641,7 +648,7 @@ def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: floa
     kept_q = min(1.0, assumed["mean_kept_length"] / l_max) if l_max else 1.0
     keep = (1.0 - assumed["overlong_fraction"]) * kept_q
     megapixels = run.codec.resolution**2 / 1e6
-    encode_s = (measure_encode_seconds(run) if measure
+    encode_s = (measure_encode_seconds(run, encoder=encoder) if measure
                 else encode_ms_per_megapixel * megapixels / 1e3)
     plan = {"resolution": run.codec.resolution, "max_length": run.max_length, "l_max": l_max,
             "assumed_mean_length": assumed["mean_length"],
@@ -649,7 +656,8 @@ def input_plan(name: str, steps_per_second: float, encode_ms_per_megapixel: floa
             "assumed_mean_kept_length": assumed["mean_kept_length"],
             "mean_keep_probability": keep,
             "examples_per_encode": r, "encode_cpu_s": encode_s,
-            "encode_cost": "measured" if measure else f"{encode_ms_per_megapixel:g} ms/MP",
+            "encode_cost": (f"measured ({fused_op.resolve(encoder)} encoder)" if measure
+                            else f"{encode_ms_per_megapixel:g} ms/MP"),
             "paper_batch": batch, "steps_per_second": steps_per_second,
             **example_bytes(run)}
     for key, per_encode in (("paper", 1), ("this_run", r)):
@@ -815,6 +823,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--measure-encode", action="store_true",
                         help="input side: measure the encoder on this host at every config's "
                         "geometry instead")
+    parser.add_argument("--encoder", choices=("auto", "fused", "ops"), default="auto",
+                        help="input side: the encoder --measure-encode times (default auto: "
+                        "the fused kernel where it builds)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if (args.replicas is None) != (args.memory_gib is None):
@@ -851,7 +862,7 @@ def main(argv=None) -> None:
         print_smallest(models, args.headroom)
         return
     inputs = {m.name: input_plan(m.name, args.steps_per_second, args.encode_ms_per_megapixel,
-                                 args.measure_encode, bindings) for m in models}
+                                 args.measure_encode, bindings, args.encoder) for m in models}
     inputs = {name: plan for name, plan in inputs.items() if plan is not None}
     if args.json:
         plans = plans_json(models, accelerator, args.headroom)

@@ -220,3 +220,28 @@ def test_cpu_models_plan_memory_without_an_input_side(capsys):
     assert "input" not in config and len(config["settings"]) == 4
     plan_run.main(["--config", "small", "tiny", "--smallest"])
     assert "small" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("encoder", ["ops", "auto"])
+def test_measured_encode_runs_the_chosen_encoder(monkeypatch, encoder):
+    """--measure-encode times the pipeline with the encoder --encoder names, over every
+    repeat of its canvases, and returns CPU seconds per image."""
+    import types
+
+    from dctformer_tf.data import pipeline
+    from dctformer_tf.dct import SparseCodec
+
+    calls = []
+    real = pipeline.encode_dataset
+
+    def recording(source, *args, **kwargs):
+        calls.append((kwargs["encoder"], int(source.cardinality())))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "encode_dataset", recording)
+    run = types.SimpleNamespace(codec=SparseCodec(resolution=32, block_size=8, quality=75),
+                                max_length=2000)
+    seconds = plan_run.measure_encode_seconds(run, num=2, repeats=3, encoder=encoder)
+    assert calls == [(encoder, 6)] and 0 < seconds < 1
+    with pytest.raises(SystemExit):
+        plan_run.parse_args(["--measure-encode", "--encoder", "numpy"])

@@ -130,9 +130,9 @@ def test_guard_band_bounds_the_float32_error(quality, rng):
 @pytest.mark.parametrize("kwargs", CODECS)
 @needs_compiler
 def test_fused_kernel_equals_the_reference(kwargs, rng):
-    """The fused kernel (`sparse_dct_op.cc`) for S = 8 (its AVX2 path where the build has
-    AVX2; the plain one is tested in test_fused_op.py), 16 and 32 (plain loops), dequantized
-    values and clipping, a batch of 9 canvases (which `Shard` may split across threads)."""
+    """The fused kernel (`sparse_dct_op.cc`) for S = 8, 16 and 32 (its AVX2 paths where the
+    build has AVX2; the plain loops are tested in test_fused_op.py), dequantized values and
+    clipping, a batch of 9 canvases (which `Shard` may split across threads)."""
     codec = SparseCodec(**kwargs)
     images = images_for(codec, rng)
     expected = reference(images, codec)

@@ -113,10 +113,10 @@ import numpy as np
 import tensorflow as tf
 from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast
 from tests.photos import photo_crops
-fused_op.cpu_flags = lambda: []  # no AVX2: the plain C++ loops for S = 8 too
+fused_op.cpu_flags = lambda: []  # no AVX2: the plain C++ loops
 images = photo_crops(64, 6, seed=5)
-for quality in (50, 90):
-    codec = SparseCodec(quality=quality, resolution=64)
+for quality, block in ((50, 8), (90, 8), (75, 16), (90, 32)):
+    codec = SparseCodec(quality=quality, block_size=block, resolution=64)
     triples, lengths = tf_fast.encode_canvas(tf.constant(images), codec, 4000, encoder="fused")
     want, want_lengths = np_fast.encode_canvas(images, codec, 4000)
     np.testing.assert_array_equal(triples, want)
@@ -128,7 +128,8 @@ print("generic build ok", fused_op.build())
 @pytest.mark.slow
 @needs_compiler
 def test_the_build_without_vector_units_gives_the_same_sequences(tmp_path):
-    """The kernel's plain C++ path for S = 8 (what a CPU without AVX2, or an ARM host, runs),
+    """The kernel's plain C++ path for S = 8, 16, 32 (what a CPU without AVX2, or an ARM host,
+    runs),
     built into its own cache in a fresh process (a process loads one build of the op)."""
     env = {**os.environ, "DCTFORMER_OP_CACHE": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", GENERIC_BUILD], capture_output=True,

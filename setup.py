@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
 
 TEST_REQUIRES = [
     "pytest>=8",
+    "pytest-xdist>=3.5",  # `make test` runs two workers: most of a test is single-threaded tracing
     "scipy>=1.11",
     "scikit-image>=0.22",
     "ruff>=0.5",

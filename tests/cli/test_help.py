@@ -60,7 +60,7 @@ def test_every_command_has_key_flags_listed():
     assert sorted(k for k in KEY_FLAGS if k) == commands()
 
 
-@pytest.mark.parametrize("command", [None, *KEY_FLAGS.keys() - {None}],
+@pytest.mark.parametrize("command", [None, *sorted(KEY_FLAGS.keys() - {None})],
                          ids=lambda c: c or "dctformer")
 def test_help_names_key_flags_without_tensorflow_logs(command):
     done = run_cli(*filter(None, [command]), "--help")

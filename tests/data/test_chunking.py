@@ -107,6 +107,31 @@ def test_length_filter_reproducible_and_redrawn_each_pass():
     assert first != kept(filtered)  # a second pass draws new coins
 
 
+@pytest.mark.parametrize("r, l_max", [(1, 100), (3, 100), (1, None), (3, None)])
+def test_kept_runs_once_per_kept_sequence_and_leaves_the_coins_alone(r, l_max):
+    """`repeat_by_length(kept=f)` (how chunk_dataset packs only kept sequences) yields f of
+    exactly what the call without f yields, with the same coins, f applied once per kept
+    sequence: the repeats of one sequence are equal, dropped ones never reach f."""
+    ds = tf.data.Dataset.range(300).map(
+        lambda i: {"length": tf.cast(i % 50 + 1, tf.int32), "i": i})
+    plain = next(iter(chunking.repeat_by_length(ds, l_max, seed=5, examples_per_encode=r)
+                      .map(lambda ex: ex["i"]).batch(3000))).numpy()
+    calls = tf.Variable(0, dtype=tf.int64)
+
+    def tagged(ex):  # counts its calls; the output is i * 1000 + call number
+        with tf.control_dependencies([calls.assign_add(1)]):
+            return {**ex, "tag": ex["i"] * 1000 + calls.read_value()}
+
+    hooked = chunking.repeat_by_length(ds, l_max, seed=5, examples_per_encode=r, kept=tagged)
+    tags = next(iter(hooked.map(lambda ex: ex["tag"]).batch(3000))).numpy()
+    np.testing.assert_array_equal(tags // 1000, plain)  # same sequences, same repeats
+    assert int(calls.numpy()) == len(np.unique(plain))  # once per kept sequence
+    for i in np.unique(plain):  # every repeat of a sequence is the same call's output
+        assert len(np.unique(tags[plain == i])) == 1
+    if l_max is not None:
+        assert len(np.unique(plain)) < 300  # the filter dropped some: the count can fail
+
+
 def _reference_example(sequence, chunk, overlap, k, start, codec):
     """The window construction written out slot by slot (numpy, independent of chunking.py)."""
     length = len(sequence)

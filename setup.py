@@ -23,6 +23,9 @@ TEST_REQUIRES = [
     "scikit-image>=0.22",
     "ruff>=0.5",
     "packaging",  # tests/test_dependencies.py reads requirement strings (keras installs it too)
+    # The JAX backend tier (tests/backends): the model core on Keras' JAX backend, on the CPU.
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
 ]
 
 setup(

@@ -1,38 +1,43 @@
-"""Data (docs/design.md §2): image sources (embedded `shapes`, image folders, TFDS) and the tf.data
-graph that turns images into sparse DCT sequences."""
+"""Data (docs/design.md §2): image sources (embedded `shapes`, image folders, TFDS), the tf.data
+graph that turns images into sparse DCT sequences, and the backend-neutral pieces that the
+train step and the numpy input path share (`layout`, `expansion`, `numpy_input`).
 
-from dctformer_tf.data.image_io import ImageLoadError, decode_image_bytes, load_image
-from dctformer_tf.data.pipeline import OverlongLog, encode_dataset, encode_lengths
-from dctformer_tf.data.shapes import (
-    SHAPE_CLASSES,
-    Scene,
-    Shape,
-    render_shapes,
-    sample_scene,
-    shapes_arrays,
-)
-from dctformer_tf.data.sources import (
-    get_source,
-    image_folder_dataset,
-    shapes_dataset,
-    tfds_dataset,
-)
+The names below are loaded on first use (PEP 562), so that importing a TensorFlow-free module
+of this package (`dctformer_tf.data.expansion`, say, under `KERAS_BACKEND=jax`) does not import
+TensorFlow through this file.
+"""
 
-__all__ = [
-    "SHAPE_CLASSES",
-    "ImageLoadError",
-    "OverlongLog",
-    "Scene",
-    "Shape",
-    "decode_image_bytes",
-    "encode_dataset",
-    "encode_lengths",
-    "get_source",
-    "image_folder_dataset",
-    "load_image",
-    "render_shapes",
-    "sample_scene",
-    "shapes_arrays",
-    "shapes_dataset",
-    "tfds_dataset",
-]
+import importlib
+
+_EXPORTS = {
+    "ImageLoadError": "image_io",
+    "decode_image_bytes": "image_io",
+    "load_image": "image_io",
+    "OverlongLog": "pipeline",
+    "encode_dataset": "pipeline",
+    "encode_lengths": "pipeline",
+    "SHAPE_CLASSES": "shapes",
+    "Scene": "shapes",
+    "Shape": "shapes",
+    "render_shapes": "shapes",
+    "sample_scene": "shapes",
+    "shapes_arrays": "shapes",
+    "get_source": "sources",
+    "image_folder_dataset": "sources",
+    "shapes_dataset": "sources",
+    "tfds_dataset": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

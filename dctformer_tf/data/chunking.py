@@ -41,7 +41,15 @@ import dataclasses
 import tensorflow as tf
 
 from dctformer_tf.data import compact
-from dctformer_tf.dct import SparseCodec, tf_ops
+
+# Backend-neutral (keras.ops): the train step builds its inputs with these on any backend.
+from dctformer_tf.data.expansion import (  # noqa: F401  (re-exported)
+    chunk_windows,
+    expand_chunks,
+    is_compact,
+    start_triple,
+)
+from dctformer_tf.dct import SparseCodec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,48 +203,6 @@ def chunk_bounds(length, chunk_index, chunk_size: int, overlap: int) -> tuple:
     return chunk_start, chunk_end, window_start
 
 
-def chunk_windows(triples, chunk_start, chunk_end, window_start, window: int, codec,
-                  loss_from_channel=0) -> dict:
-    """The model inputs of a batch of chunks: the partial images and the decoder windows.
-
-    The one function that builds them, for training (inside the compiled step, from compact
-    batches, `expand_chunks`), for likelihood scoring and, through `tf_ops.sparse_to_dense`,
-    for the sampler's partial images.
-
-    Args:
-      triples: int32 [B, L_max, 3] whole sequences (zero after EOS).
-      chunk_start, chunk_end, window_start: int32 [B] (`chunk_bounds`).
-      window: int. Decoder window T = chunk_size + overlap.
-      codec: a `SparseCodec` or `compact.SequenceLayout` (grid, clip, channels).
-      loss_from_channel: int32 [B] or int. Only targets with channel >= this carry loss
-        (EOS always does); 0: every target of the chunk.
-    Returns:
-      {"partial_image": int32 [B, G, G, C], "inputs": int32 [B, T, 3],
-       "targets": int32 [B, T, 3], "loss_mask": float32 [B, T]}.
-    """
-    triples = tf.convert_to_tensor(triples, tf.int32)
-    max_length = tf.shape(triples)[1]
-    chunk_start, chunk_end, window_start = (
-        tf.cast(x, tf.int32)[:, None] for x in (chunk_start, chunk_end, window_start))
-    # The encoder sees exactly the elements before the chunk, none of its targets.
-    partial_image = tf_ops.sparse_to_dense(triples, codec, codec.grid, length=chunk_start[:, 0])
-
-    steps = window_start + tf.range(window)[None, :]  # [B, T] sequence index of each slot
-    real = steps < chunk_end
-    rows = tf.gather(triples, tf.minimum(steps, max_length - 1), batch_dims=1)  # [B, T, 3]
-    targets = tf.where(real[..., None], rows, 0)
-    start = tf.constant(start_triple(codec), tf.int32)
-    previous = tf.gather(triples, tf.maximum(window_start - 1, 0), batch_dims=1)  # [B, 1, 3]
-    first_input = tf.where(window_start[..., None] == 0, start, previous)  # [B, 1, 3]
-    inputs = tf.concat([first_input, targets[:, :-1]], axis=1)  # [B, T, 3]
-    from_channel = tf.cast(loss_from_channel, tf.int32)
-    if from_channel.shape.rank:
-        from_channel = from_channel[:, None]
-    in_loss = real & (steps >= chunk_start) & (targets[..., 0] >= from_channel)
-    return {"partial_image": partial_image, "inputs": inputs, "targets": targets,
-            "loss_mask": tf.cast(in_loss, tf.float32)}
-
-
 def make_training_example(
     example: dict, codec: SparseCodec, chunk_size: int, overlap: int, chunk_index,
     loss_from_channel: int = 0,
@@ -305,29 +271,6 @@ def compact_example(packed: dict, chunk_index, chunk_size: int, overlap: int,
             "loss_tokens": loss_tokens}
 
 
-def is_compact(batch: dict) -> bool:
-    """Whether a batch is compact (`chunk_dataset`) rather than dense model inputs."""
-    return "packed" in batch
-
-
-def expand_chunks(batch: dict, layout: compact.SequenceLayout, window: int) -> dict:
-    """A compact batch -> the model's dense inputs, inside the compiled step.
-
-    Args:
-      batch: `chunk_dataset`'s batch (`compact_example`s with a leading batch axis).
-      layout: the sequences' `compact.SequenceLayout` (the model's block size, grid, clip).
-      window: the model's decoder window T.
-    Returns:
-      the batch with `chunk_windows`' "partial_image", "inputs", "targets" and "loss_mask"
-      added (the packed fields stay: the model ignores them).
-    """
-    triples = compact.unpack_sequences(batch["packed"], batch["channel_counts"],
-                                       batch["length"], layout)
-    windows = chunk_windows(triples, batch["chunk_start"], batch["chunk_end"],
-                            batch["window_start"], window, layout, batch["loss_from_channel"])
-    return {**batch, **windows}
-
-
 def chunk_dataset(
     sequences: tf.data.Dataset,
     codec: SparseCodec,
@@ -388,12 +331,6 @@ def chunk_dataset(
     ds = ds.map(lambda ex, k: compact_example(ex, k, chunk_size, overlap, loss_from_channel),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-def start_triple(codec: SparseCodec) -> tuple[int, int, int]:
-    """The START triple `(C + 1, P, V)`: ids just past each target vocabulary (the model's
-    `channel_decoder.start_triple`; data does not import the model, the dependency rule of docs/design.md)."""
-    return codec.dct_channels + 1, codec.num_positions, codec.num_values
 
 
 def _static_grid(codec: SparseCodec) -> tuple:

@@ -5,8 +5,8 @@ A training example used to carry its dense partial image, int32 `[G, G, C]`: 1.8
 (S = 8) and 12.6 MB at 1024² (S = 16), mostly zeros, built on the host and copied to the
 device every step. It now carries its sequence, packed, and the bounds of its chunk; the
 dense partial image and the decoder window are built inside the compiled step
-(`expand_chunks`), by the same function that likelihood scoring uses
-(`chunking.chunk_windows`).
+(`expansion.expand_chunks`), by the same function that likelihood scoring uses
+(`expansion.chunk_windows`).
 
 Packing uses the one ordering rule of every sequence (`dct/order.py`): channel ids never
 decrease along it. So the channels are stored as a count per channel, and each element
@@ -24,75 +24,13 @@ past the end of every channel) gets channel C = EOS by the same rule. At 384², 
 (P = 2304, V = 2401) an element takes 3 bytes; at 1024², S = 16 (P = 4096, V = 6401), 4.
 """
 
-import dataclasses
+import sys
 
 import numpy as np
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class SequenceLayout:
-    """The ranges of a sparse sequence's numbers, from the three settings that fix them.
-
-    It stands in for a `SparseCodec` where only these matter (packing, the dense scatter of
-    `tf_ops.sparse_to_dense`), so that a model, which knows `block_size`, `grid_size` and
-    `clip` but not the quality, can unpack its batches.
-
-    Args:
-      block_size: int. DCT block size S.
-      grid_size: int. Luma block grid side G.
-      clip: int. Largest quantized magnitude.
-    """
-
-    block_size: int
-    grid_size: int
-    clip: int
-
-    @classmethod
-    def of_codec(cls, codec) -> "SequenceLayout":
-        if codec.grid is None:
-            raise ValueError("a compact sequence needs a codec with a resolution (static grid)")
-        return cls(codec.block_size, codec.grid[0], codec.clip)
-
-    @property
-    def dct_channels(self) -> int:
-        return 3 * self.block_size**2
-
-    @property
-    def eos(self) -> int:
-        return self.dct_channels
-
-    @property
-    def num_positions(self) -> int:
-        return self.grid_size**2
-
-    @property
-    def num_values(self) -> int:
-        return 2 * self.clip + 1
-
-    @property
-    def grid(self) -> tuple:
-        return (self.grid_size, self.grid_size)
-
-    @property
-    def position_bits(self) -> int:
-        return max(1, (self.num_positions - 1).bit_length())
-
-    @property
-    def value_bits(self) -> int:
-        return max(1, (self.num_values - 1).bit_length())
-
-    @property
-    def bytes_per_element(self) -> int:
-        bits = self.position_bits + self.value_bits
-        if bits > 31:  # unpacked in int32 arithmetic
-            raise ValueError(f"positions ({self.num_positions}) and values ({self.num_values}) "
-                             "need more than 31 bits per element")
-        return -(-bits // 8)
-
-    @property
-    def count_dtype(self) -> tf.DType:
-        return tf.int16 if self.num_positions <= np.iinfo(np.int16).max else tf.int32
+from dctformer_tf.data.expansion import unpack_sequences  # noqa: F401  (re-exported)
+from dctformer_tf.data.layout import SequenceLayout
 
 
 def pack_sequence(triples, length, layout: SequenceLayout) -> dict:
@@ -107,52 +45,26 @@ def pack_sequence(triples, length, layout: SequenceLayout) -> dict:
     """
     triples = tf.convert_to_tensor(triples, tf.int32)
     length = tf.cast(length, tf.int32)
-    channel, position, token = tf.unstack(triples, axis=-1)  # each [L_max]
-    coefficient = tf.range(tf.shape(triples)[0]) < length - 1  # EOS and padding excluded
-    word = tf.where(coefficient, token * (1 << layout.position_bits) + position, 0)
-    shifts = 8 * tf.range(layout.bytes_per_element)
-    packed = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(word[:, None], shifts), 255),
-                     tf.uint8)
-    counts = tf.math.unsorted_segment_sum(tf.cast(coefficient, tf.int32),
-                                          tf.where(coefficient, channel, 0), layout.dct_channels)
+    max_length = tf.shape(triples)[0]
+    # Only the coefficients (EOS and padding excluded) are worked on, then zero-padded back
+    # to L_max: a sequence fills about half its buffer, and this runs once per kept
+    # sequence on the host (docs/benchmarks.md, "Input pipeline").
+    n = tf.clip_by_value(length - 1, 0, max_length)
+    coefficients = triples[:n]
+    word = coefficients[:, 2] * (1 << layout.position_bits) + coefficients[:, 1]
+    if sys.byteorder == "little":  # the word's bytes as they lie in memory, low byte first
+        packed = tf.bitcast(word, tf.uint8)[:, :layout.bytes_per_element]
+    else:
+        shifts = 8 * tf.range(layout.bytes_per_element)
+        packed = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(word[:, None], shifts),
+                                                255), tf.uint8)
+    packed = tf.pad(packed, [[0, max_length - n], [0, 0]])
+    packed = tf.ensure_shape(packed, [triples.shape[0], layout.bytes_per_element])
+    counts = tf.math.bincount(coefficients[:, 0], minlength=layout.dct_channels,
+                              maxlength=layout.dct_channels)
+    counts = tf.ensure_shape(counts, [layout.dct_channels])  # static, as XLA and TPUs need
     return {"packed": packed, "channel_counts": tf.cast(counts, layout.count_dtype),
             "length": length}
-
-
-def unpack_sequences(packed, channel_counts, length, layout: SequenceLayout) -> tf.Tensor:
-    """The int32 triples of packed sequences; runs inside the compiled step.
-
-    Args:
-      packed: uint8 [B, L_max, bytes].
-      channel_counts: int [B, C].
-      length: int32 [B].
-    Returns:
-      int32 [B, L_max, 3], equal to the triples `pack_sequence` was given (EOS row
-      `(C, 0, 0)`, zeros after it).
-    """
-    packed = tf.cast(packed, tf.int32)
-    shifts = 8 * tf.range(layout.bytes_per_element)
-    word = tf.reduce_sum(tf.bitwise.left_shift(packed, shifts), axis=-1)  # [B, L_max]
-    position = tf.bitwise.bitwise_and(word, (1 << layout.position_bits) - 1)
-    token = tf.bitwise.right_shift(word, layout.position_bits)
-    channel = _channels_from_counts(tf.cast(channel_counts, tf.int32), tf.shape(word)[1])
-    steps = tf.range(tf.shape(word)[1])[None, :]
-    real = steps < tf.cast(length, tf.int32)[:, None]
-    triples = tf.stack([channel, position, token], axis=-1)
-    return tf.where(real[..., None], triples, 0)
-
-
-def _channels_from_counts(counts, max_length) -> tf.Tensor:
-    """int32 [B, C] counts -> int32 [B, L_max]: channel i = #channels ending at or before i.
-
-    A scatter of one mark per channel end and a running sum: O(L + C), no [L, C] compare.
-    """
-    batch = tf.shape(counts)[0]
-    ends = tf.minimum(tf.cumsum(counts, axis=1), max_length)  # [B, C] exclusive ends
-    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(ends))
-    marks = tf.tensor_scatter_nd_add(tf.zeros([batch, max_length + 1], tf.int32),
-                                     tf.stack([rows, ends], axis=-1), tf.ones_like(ends))
-    return tf.cumsum(marks, axis=1)[:, :max_length]
 
 
 def prefix_elements(channel_counts, loss_from_channel) -> tf.Tensor:

@@ -8,17 +8,18 @@ weighs each of its elements as much as a full one does.
 
 `element_nll` gives the per-element terms (bpd evaluation and the exported `score`
 signature use them directly); `nll_sums` and `loss_summary` reduce them for training and
-metrics.
+metrics. Written in `keras.ops` only: the same loss trains on the TensorFlow and the JAX
+backends.
 """
 
 import math
 
-import tensorflow as tf
+from keras import ops
 
 COMPONENTS = ("channel", "position", "value")
 
 
-def element_nll(logits: dict, targets: tf.Tensor) -> dict:
+def element_nll(logits: dict, targets) -> dict:
     """Per-element negative log-likelihoods in nats, with no mask applied.
 
     Args:
@@ -29,23 +30,30 @@ def element_nll(logits: dict, targets: tf.Tensor) -> dict:
       {"channel", "position", "value"}: float32 [B, T] each; position and value are 0 where
       the target is EOS.
     """
-    targets = tf.cast(targets, tf.int32)
-    channel_logits = tf.cast(logits["channel_logits"], tf.float32)
-    eos = channel_logits.shape[-1] - 1
+    targets = ops.cast(targets, "int32")
+    eos = logits["channel_logits"].shape[-1] - 1
     not_eos = targets[..., 0] != eos  # [B, T]
     nll = {}
     for index, name in enumerate(COMPONENTS):
-        head = tf.cast(logits[f"{name}_logits"], tf.float32)
-        nll[name] = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets[..., index], logits=head
-        )
+        nll[name] = _cross_entropy(logits[f"{name}_logits"], targets[..., index])
         if name != "channel":
-            # tf.where, not a product: whatever the heads say about EOS's padding is ignored.
-            nll[name] = tf.where(not_eos, nll[name], 0.0)
+            # where, not a product: whatever the heads say about EOS's padding is ignored.
+            nll[name] = ops.where(not_eos, nll[name], 0.0)
     return nll
 
 
-def nll_sums(logits: dict, targets: tf.Tensor, loss_mask: tf.Tensor) -> dict:
+def _cross_entropy(logits, labels):
+    """float [B, T, K] logits, int32 [B, T] labels -> float32 [B, T] nats.
+
+    `logsumexp − the label's logit`: no [B, T, K] one-hot (Keras' JAX cross-entropy makes one,
+    as large as the logits, at V = 2401 values or P = 2304 positions).
+    """
+    logits = ops.cast(logits, "float32")
+    picked = ops.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+    return ops.logsumexp(logits, axis=-1) - picked
+
+
+def nll_sums(logits: dict, targets, loss_mask) -> dict:
     """Summed masked nats per component, and the number of loss tokens.
 
     Args:
@@ -54,15 +62,15 @@ def nll_sums(logits: dict, targets: tf.Tensor, loss_mask: tf.Tensor) -> dict:
     Returns:
       {"channel", "position", "value", "total": float32 [] nats, "loss_tokens": float32 []}.
     """
-    mask = tf.cast(loss_mask, tf.float32)
-    sums = {name: tf.reduce_sum(nll * mask) for name, nll in element_nll(logits, targets).items()}
+    mask = ops.cast(loss_mask, "float32")
+    sums = {name: ops.sum(nll * mask) for name, nll in element_nll(logits, targets).items()}
     sums["total"] = sums["channel"] + sums["position"] + sums["value"]
-    sums["loss_tokens"] = tf.reduce_sum(mask)
+    sums["loss_tokens"] = ops.sum(mask)
     return sums
 
 
 def loss_summary(
-    logits: dict, targets: tf.Tensor, loss_mask: tf.Tensor, num_tokens=None
+    logits: dict, targets, loss_mask, num_tokens=None
 ) -> dict:
     """Losses in nats per loss token, and bits per loss token.
 
@@ -80,9 +88,9 @@ def loss_summary(
       float32 [], "loss_tokens": float32 [] (this batch's own count)}.
     """
     sums = nll_sums(logits, targets, loss_mask)
-    tokens = sums["loss_tokens"] if num_tokens is None else tf.cast(num_tokens, tf.float32)
-    summary = {f"{name}_loss": tf.math.divide_no_nan(sums[name], tokens) for name in COMPONENTS}
-    summary["loss"] = tf.math.divide_no_nan(sums["total"], tokens)
+    tokens = sums["loss_tokens"] if num_tokens is None else ops.cast(num_tokens, "float32")
+    summary = {f"{name}_loss": ops.divide_no_nan(sums[name], tokens) for name in COMPONENTS}
+    summary["loss"] = ops.divide_no_nan(sums["total"], tokens)
     summary["bits_per_token"] = summary["loss"] / math.log(2.0)
     summary["loss_tokens"] = sums["loss_tokens"]
     return summary

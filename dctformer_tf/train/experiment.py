@@ -46,6 +46,7 @@ from dctformer_tf.train.callbacks import (
     StopOnNonFinite,
     TensorBoardScalars,
 )
+from dctformer_tf.train.nonfinite import MonitoredAdam
 from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
 from dctformer_tf.train.strategy import check_global_batch, make_strategy
@@ -509,7 +510,7 @@ def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warm
     # Runs shorter than the warmup (smoke tests) warm up over all but their last step.
     warmup = min(warmup_steps, total_steps - 1)
     schedule = WarmupCosine(learning_rate, max(total_steps, 1 + warmup), warmup_steps=warmup)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
+    optimizer = MonitoredAdam(schedule, beta_1=adam_beta_1, beta_2=adam_beta_2)
     model.compile(optimizer=optimizer, jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     model.optimizer.build(model.trainable_variables)

@@ -1,31 +1,39 @@
 """`DCTransformerTrainer`: the DCTransformer with its training loss and metrics, for `fit`.
 
-The model itself only maps inputs to logits; this subclass adds what Keras' `train_step`
-needs: `compute_loss` (the three masked cross-entropies, docs/design.md §4) and metrics (component
-losses, bits per loss token, tokens seen). Weights and layer names are the parent's, so a
-checkpoint of the trainer restores into a plain `DCTransformer` for sampling and export.
+The model itself only maps inputs to logits; this subclass adds what Keras' own `fit`
+needs, through its public contract only, so that the same code trains on the TensorFlow and
+the JAX backends (docs/design.md §4):
+- `call` expands a compact batch on the device (`data.expansion`) and passes the targets
+  and loss mask through with the logits;
+- `compute_loss` is the three masked cross-entropies (`model.losses`) and updates the metrics
+  and the token count;
+- Keras' backend's own `train_step` does the rest; `MonitoredAdam` records a non-finite
+  step where both backends hand it the gradients.
+
+Weights and layer names are the parent's, so a checkpoint of the trainer restores into a
+plain `DCTransformer` for sampling and export.
 """
 
 import keras
-import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
+from keras import ops
 
-from dctformer_tf.data.chunking import expand_chunks, is_compact
-from dctformer_tf.data.compact import SequenceLayout
+from dctformer_tf.data.expansion import expand_chunks, is_compact
+from dctformer_tf.data.layout import SequenceLayout
 from dctformer_tf.model import DCTransformer
 from dctformer_tf.model.losses import COMPONENTS, loss_summary
+from dctformer_tf.train import replicas
 
 
 @keras.saving.register_keras_serializable(package="dctformer_tf")
 class DCTransformerTrainer(DCTransformer):
     """A `DCTransformer` that trains on `data.chunking` batches with `model.fit`.
 
-    The batch is one dict used as `x` (no `y`): either compact (`data.chunking.chunk_dataset`:
-    packed sequences and chunk bounds, expanded here, inside the compiled step, by
-    `expand_chunks`) or already dense (the model inputs plus `loss_mask` [B, T], float, 1 on
-    the targets of the chunk). Under a distribution strategy each replica's
-    loss is its nats divided by the *global* number of loss tokens, so the replicas' losses
-    add up to the global-batch loss whatever the split (Keras sums replica gradients).
+    The batch is one dict used as `x` (no `y`): either compact (`chunking.chunk_dataset` or
+    `numpy_input`: packed sequences and chunk bounds, expanded inside the compiled step) or
+    already dense (the model inputs plus `loss_mask` [B, T], float, 1 on the targets of the
+    chunk). Under a distribution strategy each replica's loss is its nats divided by the
+    *global* number of loss tokens, so the replicas' losses add up to the global-batch loss
+    whatever the split (Keras sums replica gradients).
 
     Metrics (all weighted by loss tokens, so they are per-token over the whole epoch):
     `channel_loss`, `position_loss`, `value_loss` (nats/token), `bits_per_token`; and
@@ -35,38 +43,32 @@ class DCTransformerTrainer(DCTransformer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.nonfinite = NonFiniteMonitor()
         self.component_trackers = {
             name: keras.metrics.Mean(name=f"{name}_loss") for name in COMPONENTS
         }
         self.bits_tracker = keras.metrics.Mean(name="bits_per_token")
+        # The count's float32 copy for the logs: a metric, because Keras' JAX step shows
+        # compute_metrics the metric variables only.
+        self.tokens_tracker = LastValue(name="tokens_seen")
         self.tokens_seen = self.add_weight(
-            # int64, not float64: TPUs have no float64, and a count is exact in integers.
+            # int64 where the backend has it (TensorFlow; JAX with x64), else int32: TPUs
+            # have no float64, and a count is exact in integers.
             shape=(), dtype="int64", initializer="zeros", trainable=False,
             aggregation="only_first_replica", name="tokens_seen",
         )
 
-    def train_step(self, data):
-        # Keras' own train step (keras/src/backend/tensorflow/trainer.py, Keras 3.15), with
-        # one addition between the gradients and the update: record the first step whose
-        # loss or gradient norm is not finite, for `callbacks.StopOnNonFinite`.
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = self.model_inputs(x)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                     training=True)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
-                                            sample_weight=tf.shape(x["targets"])[0])
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.nonfinite.record(loss, gradients, self.optimizer.iterations)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    @property
+    def nonfinite(self):
+        """The optimizer's record of the first non-finite step (`MonitoredAdam`)."""
+        return self.optimizer
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return super().test_step((self.model_inputs(x), y, sample_weight))
+    def call(self, inputs, training=None):
+        """Logits, plus "targets" and "loss_mask" when `inputs` is a training batch."""
+        inputs = self.model_inputs(inputs)
+        logits = super().call(inputs, training=training)
+        if "loss_mask" not in inputs:
+            return logits
+        return {**logits, "targets": inputs["targets"], "loss_mask": inputs["loss_mask"]}
 
     def model_inputs(self, x: dict) -> dict:
         """The dense model inputs of a batch: compact batches are expanded on the device
@@ -77,12 +79,9 @@ class DCTransformerTrainer(DCTransformer):
         return expand_chunks(x, layout, self.window)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        summary = loss_summary(y_pred, x["targets"], x["loss_mask"])  # per local loss token
+        summary = loss_summary(y_pred, y_pred["targets"], y_pred["loss_mask"])  # per local token
         local_tokens = summary["loss_tokens"]
-        global_tokens = local_tokens
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            global_tokens = replica.all_reduce("sum", local_tokens)
+        global_tokens = replicas.sum_over_replicas(local_tokens)
         for name in COMPONENTS:
             self.component_trackers[name].update_state(
                 summary[f"{name}_loss"], sample_weight=local_tokens
@@ -92,10 +91,11 @@ class DCTransformerTrainer(DCTransformer):
             # Every replica adds the global count and the first replica's result is kept:
             # a "sum" aggregation would sum the replicas' new values (Keras assigns
             # value + delta), not their deltas.
-            self.tokens_seen.assign_add(tf.cast(tf.round(global_tokens), "int64"))
+            self.tokens_seen.assign_add(ops.cast(ops.round(global_tokens), self.tokens_seen.dtype))
+        self.tokens_tracker.update_state(self.tokens_seen.value)
         # nats / global tokens: Keras multiplies by 1/replicas inside its own compute_loss;
         # ours is already the right scale for summed replica gradients.
-        return summary["loss"] * tf.math.divide_no_nan(local_tokens, global_tokens)
+        return summary["loss"] * ops.divide_no_nan(local_tokens, global_tokens)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' pre-fit symbolic build reduces a dict batch with `strategy.reduce`, which
@@ -108,41 +108,22 @@ class DCTransformerTrainer(DCTransformer):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         results = super().compute_metrics(x, y, y_pred, sample_weight)
-        results["tokens_seen"] = tf.cast(self.tokens_seen, "float32")
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        if replicas.is_multi_worker():
             # Keras reduces the logs of a multi-worker step with reduce(MEAN, axis=0), which
             # needs an axis: give every scalar one; the reduction returns scalars again.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+            results = {name: ops.reshape(value, [1]) for name, value in results.items()}
         return results
 
 
-class NonFiniteMonitor:
-    """The first optimizer step (1-based) whose loss or global gradient norm was not finite,
-    kept on the device so that the train step never waits on the host for it.
+class LastValue(keras.metrics.Metric):
+    """A metric whose result is the last value it was given (float32 [])."""
 
-    Deliberately not tracked by checkpoints: it describes this process's run, and a restart
-    from a good checkpoint starts clean.
-    """
+    def __init__(self, name: str):
+        super().__init__(name=name)
+        self.last = self.add_variable(shape=(), initializer="zeros", name="last")
 
-    def __init__(self):
-        # Created with the trainer, so in its strategy scope: a mirrored variable there,
-        # which every replica writes with the same (all-reduced) value.
-        self.step = tf.Variable(-1, dtype=tf.int64, trainable=False,
-                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                                name="first_nonfinite_step")
+    def update_state(self, value):
+        self.last.assign(ops.cast(value, "float32"))
 
-    def record(self, loss, gradients, iterations) -> None:
-        """Called in the train step, before the update of step `iterations + 1`."""
-        finite = tf.math.is_finite(tf.cast(loss, tf.float32)) & tf.math.is_finite(
-            tf.linalg.global_norm([g for g in gradients if g is not None]))
-        bad = 1.0 - tf.cast(finite, tf.float32)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            bad = replica.all_reduce("sum", bad)  # every replica takes the same decision
-        first = (bad > 0) & (self.step < 0)
-        self.step.assign(tf.where(first, tf.cast(iterations, tf.int64) + 1, self.step))
-
-    def first_step(self) -> int | None:
-        """The recorded step, or None (reads the device: call at logging intervals)."""
-        value = int(self.step.numpy())
-        return value if value >= 0 else None
+    def result(self):
+        return self.last.value

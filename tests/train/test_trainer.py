@@ -38,8 +38,8 @@ def _trainer(weights=None):
 
 
 def _numpy_loss(model, batch):
-    logits = model(batch)
-    log_probs = {k: tf.nn.log_softmax(v).numpy() for k, v in logits.items()}
+    logits = model(batch)  # the trainer passes "targets" and "loss_mask" through as well
+    log_probs = {k: tf.nn.log_softmax(v).numpy() for k, v in logits.items() if "logits" in k}
     targets, mask = batch["targets"], batch["loss_mask"]
     b, t = np.indices(mask.shape)
     nll = -log_probs["channel_logits"][b, t, targets[..., 0]]

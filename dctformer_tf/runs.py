@@ -14,14 +14,35 @@ import json
 import logging
 import os
 
-import tensorflow as tf
-
-from dctformer_tf.data.chunking import Chunking
+from dctformer_tf.data.layout import Chunking
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model import DCTransformer
-from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.configs import (  # noqa: F401  (re-exported)
+    ARCHITECTURE_FIELDS,
+    DERIVED_FIELDS,
+    ModelConfig,
+    model_config,
+)
 
 log = logging.getLogger("dctformer_tf.runs")
+
+
+def _tf():
+    """TensorFlow, imported where a function needs it (checkpoints, remote paths): a run's
+    settings stay readable and writable on a host without TensorFlow (`train/portable.py`,
+    under Keras' JAX backend)."""
+    import tensorflow as tf
+
+    return tf
+
+
+def _open(path: str, mode: str = "r"):
+    """A local file with `open`, a remote one (gs://...) with `tf.io.gfile`."""
+    return _tf().io.gfile.GFile(path, mode) if "://" in path else open(path, mode)
+
+
+def _exists(path: str) -> bool:
+    return _tf().io.gfile.exists(path) if "://" in path else os.path.exists(path)
 
 RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -29,12 +50,6 @@ CHECKPOINT_DIR = "checkpoints"
 # The `ModelConfig` fields that the codec and the chunking decide; everything else in it is
 # architecture. They are derived, never bound: that is what keeps data, model, sampler,
 # scoring and export on one grid and one window.
-DERIVED_FIELDS = ("resolution", "block_size", "clip", "value_scale", "chunk_size",
-                  "chunk_overlap")
-ARCHITECTURE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig)
-                            if f.name not in DERIVED_FIELDS)
-
-
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
     """Where a run's images come from (`data.sources.get_source`).
@@ -54,26 +69,6 @@ class DataSettings:
     def source_kwargs(self) -> dict:
         """Extra keyword arguments of `get_source` for this source."""
         return {"data_dir": self.data_dir} if self.data_dir else {}
-
-
-def model_config(codec: SparseCodec, chunking: Chunking, **architecture) -> ModelConfig:
-    """The `ModelConfig` of an architecture on a codec and a chunking: the vocabularies and
-    grid come from the codec, the window from the chunking.
-
-    Args:
-      architecture: the `ARCHITECTURE_FIELDS` of `ModelConfig` (d_model, num_heads, ...).
-    """
-    derived = set(architecture) & set(DERIVED_FIELDS)
-    if derived:
-        raise ValueError(f"model settings {sorted(derived)} come from the codec and the "
-                         "chunking (build_codec.*, build_chunking.*); do not set them")
-    if codec.resolution is None:
-        raise ValueError("the codec has no resolution: a model needs a fixed canvas "
-                         "(set build_codec.resolution)")
-    return ModelConfig(resolution=codec.resolution, block_size=codec.block_size,
-                       clip=codec.clip, value_scale=codec.value_encoding,
-                       chunk_size=chunking.chunk_size, chunk_overlap=chunking.overlap,
-                       **architecture)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +150,7 @@ class RunSettings:
 def write_run_file(model_dir: str, run: RunSettings) -> str:
     """Writes `model_dir/run.json`; returns its path."""
     path = os.path.join(model_dir, RUN_FILE)
-    with tf.io.gfile.GFile(path, "w") as f:
+    with _open(path, "w") as f:
         json.dump(run.to_json(), f, indent=2)
     return path
 
@@ -163,9 +158,9 @@ def write_run_file(model_dir: str, run: RunSettings) -> str:
 def read_run_file(model_dir: str) -> RunSettings:
     """The `RunSettings` of a training run's model_dir."""
     path = os.path.join(model_dir, RUN_FILE)
-    if not tf.io.gfile.exists(path):
+    if not _exists(path):
         raise FileNotFoundError(f"{path} not found: is {model_dir} a dctformer training run?")
-    with tf.io.gfile.GFile(path) as f:
+    with _open(path) as f:
         try:
             settings = json.load(f)
         except json.JSONDecodeError as error:
@@ -173,7 +168,7 @@ def read_run_file(model_dir: str) -> RunSettings:
     return RunSettings.from_json(settings, path)
 
 
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False):
+def restore_checkpoint(checkpoint, path: str, partial: bool = False):
     """Restore `path` into `checkpoint`, insisting that every object it tracks gets a value.
 
     partial: the checkpoint may hold more than `checkpoint` tracks (a plain model restored
@@ -201,7 +196,7 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, partial: bool
 def resolve_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:
     """The checkpoint prefix a command reads: `checkpoint` when given, else the latest in
     `model_dir/checkpoints` (so reports can name what they evaluated)."""
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    path = checkpoint or _tf().train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}")
     return path
@@ -225,6 +220,7 @@ def load_trained_model(model_dir: str, checkpoint: str | None = None) -> tuple:
     model = build_run_model(run)
     path = resolve_checkpoint(model_dir, checkpoint)
     # partial: the trainer's metrics and the optimizer are in the checkpoint too.
-    restore_checkpoint(tf.train.Checkpoint(model=model), path, partial=True)
+    restore_checkpoint(_tf().train.Checkpoint(model=model), path, partial=True)
     log.info("Restored %s", path)
     return model, run
+

@@ -14,11 +14,13 @@ ALLOWED: set = set()
 
 
 def _top_level_definitions(tree: ast.Module) -> dict[str, int]:
-    """name -> index of the top-level statement defining it (functions and classes)."""
+    """name -> index of the top-level statement defining it (functions and classes). Module
+    dunders (`__getattr__`, `__dir__`: PEP 562) are Python's to call, not ours."""
     return {
         stmt.name: i
         for i, stmt in enumerate(tree.body)
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and not (stmt.name.startswith("__") and stmt.name.endswith("__"))
     }
 
 

@@ -25,41 +25,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dctformer_tf.model.configs import build_model  # noqa: E402
-from dctformer_tf.model.partial_image_encoder import encoder_grid_size  # noqa: E402
+from dctformer_tf.model.flops import train_step_flops  # noqa: E402
 from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
 
 GIN_SMALL = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models" / "small.gin"
 
 TRAIN_GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "runs" / "train.gin"
-
-
-def forward_flops(config: dict, batch_size: int) -> int:
-    """Matmul FLOPs of one forward pass over a full window (`config` = model.get_config())."""
-    d, hk = config["d_model"], config["num_heads"] * config["key_size"]
-    t = config["window"]
-    channels, positions = 3 * config["block_size"] ** 2, config["grid_size"] ** 2
-    values = 2 * config["clip"] + 1
-    n = encoder_grid_size(config["grid_size"], config["conv_stride"]) ** 2
-
-    def self_attention(length):
-        return 2 * length * d * hk * 4 + 2 * 2 * length * length * hk
-
-    def cross_attention(length):
-        return 2 * length * d * hk * 2 + 2 * n * d * hk * 2 + 2 * 2 * length * n * hk
-
-    def stack(spec, length, cross):
-        per_attention = self_attention(length) + (cross_attention(length) if cross else 0)
-        per_dense = 2 * length * 8 * d * d
-        return sum(a * per_attention + f * per_dense for a, f in spec)
-
-    encoder = 2 * n * config["conv_kernel"] ** 2 * channels * d
-    encoder += stack(config["encoder_spec"], n, cross=False)
-    decoders = sum(
-        stack(config[name], t, cross=True)
-        for name in ("channel_spec", "position_spec", "value_spec")
-    )
-    heads = 2 * t * d * (channels + 1 + positions + values)
-    return batch_size * (encoder + decoders + heads)
 
 
 def random_batch(model, batch_size, chunk_size, seed=0):
@@ -148,7 +119,7 @@ def run_mode(mode, args, gin_file):
         step = tf.function(step, jit_compile=mode.endswith("XLA"))
     steps = max(1, args.steps // 2) if mode == "eager" else args.steps
     seconds = time_steps(step, (x, mask), steps, warmup=1 if mode == "eager" else 2)
-    flops = 3 * forward_flops(model.get_config(), args.batch)
+    flops = train_step_flops(model.get_config(), args.batch)
     keras.config.set_dtype_policy("float32")
     return seconds, args.batch * chunk_size, flops, model.count_params()
 

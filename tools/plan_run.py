@@ -116,7 +116,7 @@ class Model:
 def model_from_config(name: str, config, paper_batch: int | None = None,
                       max_length: int | None = None) -> Model:
     """`Model` of a `dctformer_tf.model.configs.ModelConfig`."""
-    from dctformer_tf.data.compact import SequenceLayout
+    from dctformer_tf.data.layout import SequenceLayout
     from dctformer_tf.model.configs import count_parameters
     from dctformer_tf.model.par_stack import normalize_layer_spec
     from dctformer_tf.model.partial_image_encoder import encoder_grid_size, encoder_padding
@@ -141,17 +141,20 @@ def model_from_config(name: str, config, paper_batch: int | None = None,
 def load_table3(names: list[str], bindings: tuple = ()) -> list[Model]:
     """The `Model` of each gin/models/NAME.gin with gin/data/NAME.gin, gin/runs/train.gin
     and `bindings` (gin lines), its paper batch and its sequence buffer."""
-    import gin
-
-    from dctformer_tf.train.experiment import gin_model_config
+    from dctformer_tf.train.gin_model import config_from_bindings, read_bindings
 
     models = []
     for name in names:
-        parse_run_files(name, bindings)
-        batch = gin.query_parameter("%BATCH_SIZE")
-        max_length = gin.query_parameter("build_sequences.max_length")
-        models.append(model_from_config(name, gin_model_config(), batch, max_length))
-    gin.clear_config()
+        path = GIN_MODELS / f"{name}.gin"
+        if not path.exists():
+            raise SystemExit(f"plan_run: no model file {path} (Table 3 configs: "
+                             f"{', '.join(TABLE3)})")
+        # Read, not registered: the plan needs no TensorFlow (tools/accelerator_check.sh
+        # runs it on a GPU host that has none).
+        bound = read_bindings([path, data_file(name), TRAIN_GIN], bindings)
+        models.append(model_from_config(name, config_from_bindings(bound),
+                                        bound["train.batch_size"],
+                                        bound["build_sequences.max_length"]))
     return models
 
 
@@ -357,6 +360,13 @@ def replica_bytes(m: Model, batch: int, precision: str, remat: bool,
 
 def total(parts: dict) -> int:
     return sum(parts.values())
+
+
+def predictions(models: list[Model], batch: int) -> dict:
+    """{config: {"parameters": n, "<precision>[+remat]": bytes}} at per-replica `batch`."""
+    return {m.name: {"parameters": m.parameters, **{
+        f"{precision}{'+remat' if remat else ''}": total(replica_bytes(m, batch, precision, remat))
+        for precision, remat in SETTINGS}} for m in models}
 
 
 def largest_batch(m: Model, precision: str, remat: bool, budget: int,
@@ -826,8 +836,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--encoder", choices=("auto", "fused", "ops"), default="auto",
                         help="input side: the encoder --measure-encode times (default auto: "
                         "the fused kernel where it builds)")
+    parser.add_argument("--predict", type=int, metavar="BATCH",
+                        help="print (JSON) each config's per-replica bytes at this batch in "
+                        "the four settings, and nothing else (what accelerator_check.sh "
+                        "compares with the measured peak)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.predict is not None and args.predict < 1:
+        parser.error("--predict must be a positive batch")
     if (args.replicas is None) != (args.memory_gib is None):
         parser.error("--replicas and --memory-gib go together")
     if args.replicas is not None and (args.replicas < 1 or args.memory_gib <= 0):
@@ -858,6 +874,9 @@ def main(argv=None) -> None:
                                   args.memory_gib)
     bindings = tuple(args.gin_bindings or ())
     models = load_table3(args.config, bindings)
+    if args.predict is not None:
+        print(json.dumps(predictions(models, args.predict), indent=1))
+        return
     if args.smallest:
         print_smallest(models, args.headroom)
         return

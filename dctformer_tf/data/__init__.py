@@ -28,7 +28,24 @@ _EXPORTS = {
     "tfds_dataset": "sources",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ImageLoadError",
+    "OverlongLog",
+    "SHAPE_CLASSES",
+    "Scene",
+    "Shape",
+    "decode_image_bytes",
+    "encode_dataset",
+    "encode_lengths",
+    "get_source",
+    "image_folder_dataset",
+    "load_image",
+    "render_shapes",
+    "sample_scene",
+    "shapes_arrays",
+    "shapes_dataset",
+    "tfds_dataset",
+]
 
 
 def __getattr__(name: str):

@@ -36,8 +36,6 @@ min(1, L / l_max)` examples, each with its own chunk index (`examples_from_seque
 of Eq. 11, at a fraction of the encodes.
 """
 
-import dataclasses
-
 import tensorflow as tf
 
 from dctformer_tf.data import compact
@@ -49,34 +47,8 @@ from dctformer_tf.data.expansion import (  # noqa: F401  (re-exported)
     is_compact,
     start_triple,
 )
+from dctformer_tf.data.layout import Chunking  # noqa: F401  (re-exported)
 from dctformer_tf.dct import SparseCodec
-
-
-@dataclasses.dataclass(frozen=True)
-class Chunking:
-    """How a run cuts its sequences: the one setting that the data, the model's window, the
-    sampler, likelihood scoring and export all share (docs/design.md §2).
-
-    Args:
-      chunk_size: int. Target elements per chunk (paper: 896).
-      overlap: int. Context elements before the targets of a chunk (paper: 128).
-    """
-
-    chunk_size: int
-    overlap: int
-
-    def __post_init__(self):
-        if isinstance(self.chunk_size, bool) or int(self.chunk_size) != self.chunk_size \
-                or self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
-        if isinstance(self.overlap, bool) or int(self.overlap) != self.overlap \
-                or self.overlap < 0:
-            raise ValueError(f"overlap must be a non-negative integer, got {self.overlap!r}")
-
-    @property
-    def window(self) -> int:
-        """Decoder window `T = chunk_size + overlap`."""
-        return self.chunk_size + self.overlap
 
 
 def num_chunks(length, chunk_size: int) -> tf.Tensor:

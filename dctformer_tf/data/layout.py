@@ -1,4 +1,5 @@
-"""`SequenceLayout`: the ranges of a sparse sequence's numbers (docs/design.md §2.4).
+"""`SequenceLayout`, the ranges of a sparse sequence's numbers (docs/design.md §2.4), and
+`Chunking`, how a run cuts its sequences (§2).
 
 Plain Python and numpy, so that every backend and the numpy input path can use it.
 """
@@ -72,3 +73,30 @@ class SequenceLayout:
     def count_dtype(self) -> str:
         """The dtype of the per-channel counts: a count never exceeds P."""
         return "int16" if self.num_positions <= np.iinfo(np.int16).max else "int32"
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunking:
+    """How a run cuts its sequences: the one setting that the data, the model's window, the
+    sampler, likelihood scoring and export all share (docs/design.md §2).
+
+    Args:
+      chunk_size: int. Target elements per chunk (paper: 896).
+      overlap: int. Context elements before the targets of a chunk (paper: 128).
+    """
+
+    chunk_size: int
+    overlap: int
+
+    def __post_init__(self):
+        if isinstance(self.chunk_size, bool) or int(self.chunk_size) != self.chunk_size \
+                or self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+        if isinstance(self.overlap, bool) or int(self.overlap) != self.overlap \
+                or self.overlap < 0:
+            raise ValueError(f"overlap must be a non-negative integer, got {self.overlap!r}")
+
+    @property
+    def window(self) -> int:
+        """Decoder window `T = chunk_size + overlap`."""
+        return self.chunk_size + self.overlap

@@ -122,6 +122,34 @@ class ModelConfig:
         return shapes
 
 
+DERIVED_FIELDS = ("resolution", "block_size", "clip", "value_scale", "chunk_size",
+                  "chunk_overlap")
+ARCHITECTURE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig)
+                            if f.name not in DERIVED_FIELDS)
+
+
+
+def model_config(codec, chunking, **architecture) -> ModelConfig:
+    """The `ModelConfig` of an architecture on a codec and a chunking: the vocabularies and
+    grid come from the codec (a `SparseCodec`), the window from the chunking (a
+    `data.layout.Chunking`).
+
+    Args:
+      architecture: the `ARCHITECTURE_FIELDS` of `ModelConfig` (d_model, num_heads, ...).
+    """
+    derived = set(architecture) & set(DERIVED_FIELDS)
+    if derived:
+        raise ValueError(f"model settings {sorted(derived)} come from the codec and the "
+                         "chunking (build_codec.*, build_chunking.*); do not set them")
+    if codec.resolution is None:
+        raise ValueError("the codec has no resolution: a model needs a fixed canvas "
+                         "(set build_codec.resolution)")
+    return ModelConfig(resolution=codec.resolution, block_size=codec.block_size,
+                       clip=codec.clip, value_scale=codec.value_encoding,
+                       chunk_size=chunking.chunk_size, chunk_overlap=chunking.overlap,
+                       **architecture)
+
+
 def count_parameters(model_config: dict) -> int:
     """Number of trainable parameters of a `DCTransformer`, counted from the architecture
     (paper App. B) without creating any weight.

@@ -25,17 +25,15 @@ import gin
 import keras
 import tensorflow as tf
 
-from dctformer_tf.data.chunking import Chunking, chunk_dataset
+from dctformer_tf.data.chunking import chunk_dataset
 from dctformer_tf.data.pipeline import OverlongLog, encode_dataset
 from dctformer_tf.data.sources import Shard, get_source
 from dctformer_tf.dct import SparseCodec
-from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.runs import (
     CHECKPOINT_DIR,
     DataSettings,
     RunSettings,
     build_run_model,
-    model_config,
     restore_checkpoint,
     write_run_file,
 )
@@ -45,6 +43,12 @@ from dctformer_tf.train.callbacks import (
     StopAtTokenBudget,
     StopOnNonFinite,
     TensorBoardScalars,
+)
+from dctformer_tf.train.gin_model import (  # noqa: F401  (gin_model_config re-exported)
+    build_chunking,
+    build_codec,
+    gin_model_config,
+    model_architecture,
 )
 from dctformer_tf.train.nonfinite import MonitoredAdam
 from dctformer_tf.train.sample_callback import SampleGrid
@@ -64,53 +68,6 @@ DAMAGED_CHECKPOINT = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
 # small offsets the run itself adds to its seed (+1 for eval, + epoch on resuming, +1 inside
 # the chunking).
 PIPELINE_SEED_STRIDE = 1_000_003
-
-
-@gin.configurable
-def build_codec(
-    resolution: int = gin.REQUIRED,
-    block_size: int = gin.REQUIRED,
-    quality: int = gin.REQUIRED,
-    clip: int = gin.REQUIRED,
-    order: str = "bands",
-    value_encoding: str = "quantized",
-) -> SparseCodec:
-    return SparseCodec(block_size=block_size, quality=quality, clip=clip, order=order,
-                       value_encoding=value_encoding, resolution=resolution)
-
-
-@gin.configurable
-def build_chunking(chunk_size: int = gin.REQUIRED, overlap: int = gin.REQUIRED) -> Chunking:
-    return Chunking(chunk_size, overlap)
-
-
-@gin.configurable("build_model")
-def model_architecture(
-    d_model: int = gin.REQUIRED,
-    num_heads: int = gin.REQUIRED,
-    encoder_spec=gin.REQUIRED,
-    channel_spec=gin.REQUIRED,
-    position_spec=gin.REQUIRED,
-    value_spec=gin.REQUIRED,
-    conv_kernel: int = gin.REQUIRED,
-    conv_stride: int = gin.REQUIRED,
-    num_classes: int = 0,
-    key_size: int = 64,
-    dropout: float = 0.0,
-    value_init: str = "normal",
-    position_init: str = "normal",
-    attention_bias: str = "none",
-    input_transform: str = "linear",
-    remat: bool = False,
-) -> dict:
-    """The architecture fields of `ModelConfig` (gin/models/*.gin bind them); the rest of the
-    model's configuration comes from the codec and the chunking."""
-    return dict(d_model=d_model, num_heads=num_heads, encoder_spec=encoder_spec,
-                channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
-                conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
-                key_size=key_size, dropout=dropout, value_init=value_init,
-                position_init=position_init, attention_bias=attention_bias,
-                input_transform=input_transform, remat=remat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,12 +140,6 @@ def sequence_source(
     """source: "shapes", "folder:/path" or a TFDS name (`data.sources.get_source`)."""
     return SequenceSource(DataSettings(source, data_dir), max_length, num_examples,
                           num_eval_examples, on_overflow, cache, encoder)
-
-
-def gin_model_config() -> ModelConfig:
-    """The model the parsed gin files describe: the architecture from `build_model.*`, the
-    rest from the codec and the chunking (for tools that size gin/models/*.gin)."""
-    return model_config(build_codec(), build_chunking(), **model_architecture())
 
 
 def build_run_settings() -> tuple[RunSettings, SequenceSource]:

@@ -31,6 +31,9 @@ class MonitoredAdam(keras.optimizers.Adam):
             aggregation="only_first_replica", name="first_nonfinite_step")
 
     def apply(self, grads, trainable_variables=None):
+        if not self.built:  # as Keras' own apply does, before the record is read
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
         present = [ops.cast(g, "float32") for g in grads if g is not None]
         squares = ops.sum(ops.stack([ops.sum(ops.square(g)) for g in present]))
         bad = 1.0 - ops.cast(ops.isfinite(squares), "float32")

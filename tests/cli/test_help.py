@@ -29,6 +29,9 @@ KEY_FLAGS = {
     "colorize": ["--model_dir", "--out", "--num_samples", "--original", "--temperature"],
     "evaluate": ["--model_dir", "--out", "--metrics", "fid", "--features", "--split",
                  "--gin_file"],
+    "train-portable": ["--gin_file", "--gin_bindings", "--model_dir", "--steps", "--minutes",
+                       "--workers"],
+    "import-weights": ["--model_dir", "--weights"],
 }
 # Independent markers of TensorFlow's start-up logs (oneDNN notice, CUDA stub, CPU features).
 TF_LOG_MARKERS = ("oneDNN", "cuda", "cpu_feature_guard", "TensorFlow binary is optimized",

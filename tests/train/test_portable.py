@@ -1,0 +1,100 @@
+"""Training without TensorFlow's input pipeline (`train/portable.py`) reads the gin files as
+`dctformer train` does, and its run comes home to the TensorFlow commands. Here on the
+TensorFlow backend (the same code); tests/tools/test_accelerator_check.py runs it on JAX."""
+
+import inspect
+
+import gin
+import pytest
+
+from dctformer_tf.runs import load_trained_model, read_run_file
+from dctformer_tf.train import experiment
+from dctformer_tf.train.gin_model import REQUIRED, read_bindings
+from dctformer_tf.train.portable import PortableSettings, import_weights, train_portable
+
+QUICKSTART = ["gin/models/small.gin", "gin/data/shapes.gin", "gin/runs/train.gin",
+              "gin/runs/quickstart.gin"]
+
+
+def test_read_bindings_resolves_macros_includes_and_later_bindings(tmp_path):
+    (tmp_path / "base.gin").write_text("WIDTH = 8\nSPEC = [(1, 2)]\nbuild_model.d_model = %WIDTH\n")
+    (tmp_path / "run.gin").write_text(
+        'include "base.gin"\nWIDTH = 16  # macros are read at the end: the last one wins\n'
+        "build_model.encoder_spec = %SPEC\ntrain.model_dir = %gin.REQUIRED\n"
+        "train.steps = 3\n")
+    bound = read_bindings([tmp_path / "run.gin"], ["train.steps = 5"])
+    assert bound == {"build_model.d_model": 16, "build_model.encoder_spec": [(1, 2)],
+                     "train.model_dir": REQUIRED, "train.steps": 5}
+
+
+def test_read_bindings_names_an_undefined_macro(tmp_path):
+    (tmp_path / "bad.gin").write_text("\ntrain.batch_size = %NOWHERE\n")
+    with pytest.raises(ValueError, match=r"bad.gin:2: macro %NOWHERE is not defined"):
+        read_bindings([tmp_path / "bad.gin"])
+
+
+def test_the_portable_run_settings_equal_dctformer_trains():
+    bindings = ["train.model_dir = 'unused'", "train.batch_size = 8"]
+    gin.clear_config()
+    try:
+        gin.parse_config_files_and_bindings(QUICKSTART, bindings)
+        run, _ = experiment.build_run_settings()
+        learning_rate = gin.query_parameter("%LEARNING_RATE")
+    finally:
+        gin.clear_config()
+    settings = PortableSettings.from_gin(QUICKSTART, bindings)
+    assert settings.run == run
+    assert (settings.batch_size, settings.learning_rate) == (8, learning_rate)
+    assert (settings.p_min, settings.adam_beta_2, settings.num_examples) == (1.0, 0.98, 4000)
+
+
+def test_unbound_settings_take_the_defaults_of_train_and_build_chunks():
+    """The portable defaults are a copy of `experiment`'s signatures: kept equal here."""
+    defaults = {**{k: p.default for k, p in inspect.signature(experiment.build_chunks)
+                   .parameters.items()},
+                **{k: p.default for k, p in inspect.signature(experiment.train)
+                   .parameters.items()}}
+    portable = {k: p.default for k, p in inspect.signature(PortableSettings).parameters.items()
+                if k not in ("run", "batch_size", "num_examples")}
+    assert portable == {k: defaults[k] for k in portable}
+
+
+def test_only_the_shapes_data_trains_without_tensorflow():
+    with pytest.raises(ValueError, match="build_sequences.source = 'lsun/bedroom'"):
+        PortableSettings.from_gin(["gin/models/lsun.gin", "gin/data/lsun.gin",
+                                   "gin/runs/train.gin"])
+
+
+def test_a_portable_run_trains_and_comes_home(tmp_path):
+    settings = PortableSettings.from_gin(
+        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
+        ["train.batch_size = 4", "train.warmup_steps = 2", "train.learning_rate = 3e-3",
+         "build_sequences.num_examples = 32"])
+    summary = train_portable(str(tmp_path), settings, total_steps=8, steps_per_epoch=4,
+                             jit_compile=False)
+    assert summary["steps"] == 8 and summary["tokens_seen"] > 0
+    assert summary["loss"][-1] < summary["loss"][0]
+    assert read_run_file(str(tmp_path)).model.model_kwargs() == settings.run.model.model_kwargs()
+    with pytest.raises(ValueError, match="already holds weights"):
+        train_portable(str(tmp_path), settings, total_steps=2)
+    assert import_weights(str(tmp_path)).endswith("ckpt-8")
+    model, run = load_trained_model(str(tmp_path))
+    assert run.codec == settings.run.codec and model.count_params() == summary["parameters"] - 1
+
+
+def test_import_names_a_missing_or_foreign_weights_file(tmp_path):
+    settings = PortableSettings.from_gin(
+        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
+        ["train.batch_size = 2", "build_sequences.num_examples = 8"])
+    train_portable(str(tmp_path / "a"), settings, total_steps=1, jit_compile=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run.json").write_text((tmp_path / "a" / "run.json").read_text())
+    with pytest.raises(FileNotFoundError, match="no step-STEP.weights.h5 file in"):
+        import_weights(str(tmp_path / "b"))
+    other = PortableSettings.from_gin(
+        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
+        ["train.batch_size = 2", "build_sequences.num_examples = 8", "build_model.d_model = 48"])
+    train_portable(str(tmp_path / "c"), other, total_steps=1, jit_compile=False)
+    weights = next((tmp_path / "c" / "weights").iterdir())
+    with pytest.raises(ValueError, match="does not fit the architecture"):
+        import_weights(str(tmp_path / "a"), str(weights))

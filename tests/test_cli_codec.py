@@ -49,3 +49,61 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert main(["encode", str(small), "--out", str(tmp_path / "x.npz")]) == 2
     assert "small.png" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def _good_arrays(photo_path) -> dict:
+    codec = SparseCodec(quality=75)
+    triples, (h, w) = codec.encode_with_size(np.asarray(Image.open(photo_path)))
+    import json
+
+    return {"triples": triples, "content_hw": np.array([h, w], np.int32),
+            "codec": json.dumps(codec.config())}
+
+
+def _decode_error(path, tmp_path, capsys) -> str:
+    assert main(["decode", str(path), "--out", str(tmp_path / "out.png")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(path) in err
+    assert "allow_pickle" not in err  # never advises loading pickles
+    assert not (tmp_path / "out.png").exists()
+    return err
+
+
+def test_decode_names_a_file_that_is_not_a_sequence_file(photo, tmp_path, capsys):
+    text = tmp_path / "bad.npz"
+    text.write_text("hello, not a zip")
+    assert "not a zip archive" in _decode_error(text, tmp_path, capsys)
+
+    import zipfile
+
+    other_zip = tmp_path / "other.npz"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("readme.txt", "a zip, but no arrays")
+    assert "no array triples, content_hw, codec" in _decode_error(other_zip, tmp_path, capsys)
+
+    arrays = _good_arrays(photo)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{**arrays, "triples": np.array([{"x": 1}], dtype=object)})
+    assert "object (pickled) array" in _decode_error(pickled, tmp_path, capsys)
+
+    floats = tmp_path / "floats.npz"
+    np.savez(floats, **{**arrays, "triples": arrays["triples"].astype(np.float32)})
+    assert "'triples' must hold integers, got float32" in _decode_error(floats, tmp_path, capsys)
+
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, **{**arrays, "triples": arrays["triples"].ravel()})
+    assert "'triples' must have shape [L, 3]" in _decode_error(flat, tmp_path, capsys)
+
+    codec = tmp_path / "codec.npz"
+    np.savez(codec, **{**arrays, "codec": '{"quality": 900}'})
+    assert "codec settings do not build" in _decode_error(codec, tmp_path, capsys)
+
+    wide = tmp_path / "wide.npz"
+    bad = arrays["triples"].copy()
+    bad[0, 1] = 10**6
+    np.savez(wide, **{**arrays, "triples": bad})
+    assert "triple 0: position 1000000 is outside" in _decode_error(wide, tmp_path, capsys)
+
+    good = tmp_path / "good.npz"
+    np.savez(good, **arrays)  # the checks pass a file this project writes
+    assert main(["decode", str(good), "--out", str(tmp_path / "good.png")]) == 0

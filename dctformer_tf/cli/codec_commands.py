@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
 
@@ -67,34 +66,20 @@ def add_parsers(subparsers):
 
 
 def run_encode(args):
-    import numpy as np
-
     from dctformer_tf.data.image_io import load_image
+    from dctformer_tf.dct.sequence_file import save_sequence
 
     codec = codec_from_args(args)
     triples, (h, w) = codec.encode_with_size(load_image(args.image), name=args.image)
     _make_parent(args.out)
-    np.savez_compressed(args.out, triples=triples, content_hw=np.array([h, w], np.int32),
-                        codec=json.dumps(codec.config()))
+    save_sequence(args.out, triples, (h, w), codec)
     print(f"{args.image}: {h}x{w}, {len(triples)} triples (EOS included) -> {args.out}")
-
-
-def load_sequence(path: str) -> tuple:
-    """.npz written by `encode` -> (SparseCodec, int32 [L, 3] triples, (h, w))."""
-    import numpy as np
-
-    from dctformer_tf.dct import SparseCodec
-
-    try:
-        with np.load(path) as data:
-            triples, content, settings = data["triples"], data["content_hw"], str(data["codec"])
-    except KeyError as missing:
-        raise ValueError(f"{path}: not a dctformer sequence file (missing {missing})") from None
-    return SparseCodec(**json.loads(settings)), triples, (int(content[0]), int(content[1]))
 
 
 def run_decode(args):
     from PIL import Image
+
+    from dctformer_tf.dct.sequence_file import load_sequence
 
     codec, triples, (h, w) = load_sequence(args.npz)
     if args.prefix is not None:

@@ -22,9 +22,10 @@ from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import codec_round_trip
 from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.evaluation.compression import compression_report
+from dctformer_tf.evaluation.placement import ac_placement, dense_images, med_dc_bits
 from dctformer_tf.evaluation.plots import save_bpd_per_chunk_plot
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
-from dctformer_tf.evaluation.structure import smoothness_summary
+from dctformer_tf.evaluation.structure import second_difference_medians, smoothness_summary
 from dctformer_tf.runs import RUN_FILE, read_run_file
 
 log = logging.getLogger("dctformer_tf.evaluation")
@@ -121,8 +122,8 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
                             real_labels, out, progress)
     if "structure" in metrics:
         report["structure"] = structure_report(real, fake, sampler.codec)
-        progress(f"  DC smoothness (median): samples {report['structure']['samples']['median']:.3f}"
-                 f", {split} through the codec {report['structure']['data']['median']:.3f}")
+        for line in structure_lines(report["structure"], split):
+            progress(line)
     if sample_metrics:
         report["samples"] = image_set_metrics(real, fake, features, sample_metrics)
         progress(f"  samples vs {split}: {_metric_line(report['samples'])}")
@@ -145,11 +146,38 @@ def evaluate_run(model_dir: str, out: str, metrics=ALL_METRICS, split: str = "te
 
 
 def structure_report(real: np.ndarray, fake: np.ndarray, codec) -> dict:
-    """DC smoothness (`evaluation.structure`) of the samples, and of the real images through
-    the codec (what a perfect model's samples would score)."""
+    """Structure across blocks of the samples, and of the real images through the codec
+    (what a perfect model's samples would score): DC smoothness and the median second
+    difference of block means (`evaluation.structure`), where the AC terms sit
+    (`evaluation.placement.ac_placement`), and the MED predictor's bits per DC cell."""
     coded = codec_round_trip(real, codec)
-    return {"samples": smoothness_summary(fake, codec.block_size),
-            "data": smoothness_summary(coded, codec.block_size)}
+    report = {}
+    for name, images in (("samples", fake), ("data", coded)):
+        dense = dense_images(images, codec)
+        report[name] = {**smoothness_summary(images, codec.block_size),
+                        "second_differences": second_difference_medians(images,
+                                                                        codec.block_size),
+                        "ac_placement": ac_placement(dense, codec),
+                        "med_dc_bits": med_dc_bits(dense, codec)}
+    return report
+
+
+def structure_lines(structure: dict, split: str) -> list[str]:
+    """The structure report as lines: samples beside the data through the codec."""
+    samples, data = structure["samples"], structure["data"]
+
+    def pair(get, fmt=".3f"):
+        return f"samples {get(samples):{fmt}}, {split} through the codec {get(data):{fmt}}"
+
+    lines = [f"  DC smoothness (mean): {pair(lambda r: r['mean'])}"]
+    for name in ("Y", "Cb", "Cr"):
+        lines.append(f"  median 2nd difference of block means, {name}: "
+                     f"{pair(lambda r, n=name: r['second_differences'][n], '.1f')}")
+    for key, label in (("blocks_with_ac", "Y blocks with band >= 2 AC"),
+                       ("ac_share_at_edges", "share of that AC at top-quartile edges"),
+                       ("spearman", "Spearman(AC magnitude, edge strength)")):
+        lines.append(f"  {label}: {pair(lambda r, k=key: r['ac_placement'][k])}")
+    return lines
 
 
 def likelihood_report(sampler, images: np.ndarray, labels: np.ndarray, out: str,
@@ -165,6 +193,11 @@ def likelihood_report(sampler, images: np.ndarray, labels: np.ndarray, out: str,
     save_bpd_per_chunk_plot(result, os.path.join(out, "bpd_per_chunk.png"))
     progress(f"  bpd {result['bpd']:.4f} (channel {result['bpd_channel']:.4f}, position "
              f"{result['bpd_position']:.4f}, value {result['bpd_value']:.4f})")
+    med = med_dc_bits(dense_images(images, codec), codec)
+    report["med_dc_bits"] = med
+    for name, cell_bits in result.get("dc_bits_per_cell", {}).items():
+        progress(f"  DC band {name}: model {cell_bits:.2f} bits per cell, MED predictor "
+                 f"{med[name]['bits_per_cell']:.2f}")
     if compression:
         report["compression"] = compression_report(bits, images, codec)
         report["compression"].pop("per_image", None)

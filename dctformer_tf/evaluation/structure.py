@@ -58,3 +58,20 @@ def smoothness_summary(images, block_size: int, tolerance: float = 4.0) -> dict:
     p10, median, p90 = np.percentile(scores, [10, 50, 90])
     return {"median": float(median), "mean": float(scores.mean()), "p10": float(p10),
             "p90": float(p90), "num_images": int(len(scores)), "tolerance": tolerance}
+
+
+def second_difference_medians(images, block_size: int) -> dict:
+    """{"Y", "Cb", "Cr": float}: the median |second difference| of block means, in levels,
+    over both axes and every interior cell of every image (a bilinear gradient scores 0,
+    block noise high).
+
+    Args:
+      images: uint8 [N, H, W, 3], at least three blocks each way.
+    """
+    means = block_means(images, block_size)
+    if min(means.shape[1:3]) < 3:
+        raise ValueError("second_difference_medians needs at least 3x3 blocks per image")
+    across = np.abs(means[:, :, :-2] - 2 * means[:, :, 1:-1] + means[:, :, 2:])
+    down = np.abs(means[:, :-2] - 2 * means[:, 1:-1] + means[:, 2:])
+    return {name: float(np.median(np.concatenate([across[..., i].ravel(), down[..., i].ravel()])))
+            for i, name in enumerate(("Y", "Cb", "Cr"))}

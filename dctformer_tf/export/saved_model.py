@@ -19,6 +19,9 @@ Signatures:
 """
 
 import logging
+import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -94,14 +97,57 @@ class ExportModule(tf.Module):
 
 
 def export_saved_model(model_dir: str, out: str, max_length: int | None = None,
-                       checkpoint: str | None = None) -> str:
+                       checkpoint: str | None = None, overwrite: bool = False) -> str:
     """Write a SavedModel of the run's latest checkpoint to `out` (see module docstring).
 
-    max_length: static sequence length of the signatures; default the training one.
+    The SavedModel is written to a temporary folder beside `out` and renamed into place, so
+    an export that is killed leaves no half-written model at `out`.
+
+    Args:
+      max_length: static sequence length of the signatures; default the training one.
+      overwrite: replace an existing SavedModel folder at `out`.
+    Raises:
+      FileExistsError before any work: `out` is a file, or a non-empty folder and not
+      `overwrite`.
     """
+    check_export_target(out, overwrite)
     model, run = load_trained_model(model_dir, checkpoint)
     module = ExportModule(model, run.codec, run.chunking.chunk_size, run.chunking.overlap,
                           max_length or run.max_length)
-    tf.saved_model.save(module, out, signatures=module.signatures())
+    if "://" in out:  # a bucket has no rename of folders: written in place
+        tf.saved_model.save(module, out, signatures=module.signatures())
+        log.info("Exported SavedModel to %s (signatures: encode, score, sample)", out)
+        return out
+    out = os.path.abspath(out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-",
+                               dir=os.path.dirname(out))
+    try:
+        tf.saved_model.save(module, partial, signatures=module.signatures())
+        if os.path.isdir(out):  # overwrite (checked above): the old one goes only now
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-",
+                                   dir=os.path.dirname(out))
+            os.rename(out, os.path.join(old, "model"))
+            os.rename(partial, out)
+            shutil.rmtree(old)
+        else:
+            os.rename(partial, out)
+    finally:
+        if os.path.isdir(partial):
+            shutil.rmtree(partial)
     log.info("Exported SavedModel to %s (signatures: encode, score, sample)", out)
     return out
+
+
+def check_export_target(out: str, overwrite: bool) -> None:
+    """Fails before any work when `out` cannot take a new SavedModel."""
+    if "://" in out:
+        if tf.io.gfile.exists(out) and not overwrite:
+            raise FileExistsError(f"--out {out} exists: choose a new path, or pass --overwrite")
+        return
+    if os.path.isfile(out) or (os.path.exists(out) and not os.path.isdir(out)):
+        raise FileExistsError(f"--out {out} is an existing file, not a folder: choose a new "
+                              "path for the SavedModel")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise FileExistsError(f"--out {out} is a folder that is not empty: choose a new path, "
+                              "or pass --overwrite to replace it")

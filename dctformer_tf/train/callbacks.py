@@ -2,6 +2,8 @@
 
 import logging
 import math
+import os
+import time
 
 import keras
 import tensorflow as tf
@@ -82,18 +84,32 @@ class StepCallback(keras.callbacks.Callback):
 
 
 class StopOnNonFinite(StepCallback):
-    """Stops training once a step's loss or gradient norm was not finite (recorded on the
-    device by the trainer's `NonFiniteMonitor`), checked every `every_steps` steps and at
-    every epoch end, before that epoch's checkpoint: a diverged run never saves its weights.
+    """Stops training once a step's gradients (so also its loss) were not finite (recorded
+    on the device by the trainer's optimizer, `MonitoredAdam`), checked every `every_steps`
+    steps and at every epoch end, before that epoch's checkpoint: a diverged run never saves
+    its weights.
+
+    Args:
+      manager: the run's `CheckpointManager`.
+      every_steps: int. Check interval.
+      damaged: checkpoints the run skipped on start because they did not restore: not "the
+        last good checkpoint" unless this run wrote them again.
 
     Raises:
       TrainingDiverged naming the first such step and the last good checkpoint.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int = 1):
+    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int = 1,
+                 damaged=()):
         super().__init__()
         self.manager = manager
         self.every_steps = every_steps
+        self.damaged = set(damaged)
+        self.started = time.time()
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.started = time.time()
 
     def on_steps_end(self, logs):
         if self.crossed(self.every_steps):
@@ -102,14 +118,28 @@ class StopOnNonFinite(StepCallback):
     def on_epoch_end(self, epoch, logs=None):
         self.check()
 
+    def last_good(self) -> str | None:
+        """The newest checkpoint that is not a damaged one left from before this run."""
+        for path in reversed(self.manager.checkpoints):
+            if path not in self.damaged or _written_since(path, self.started):
+                return path
+        return None
+
     def check(self) -> None:
         step = self.model.nonfinite.first_step()
         if step is not None:
             raise TrainingDiverged(
                 f"step {step}: the loss or the gradient norm is not finite; training stopped. "
                 f"The last good checkpoint is "
-                f"{self.manager.latest_checkpoint or 'none (no checkpoint was written yet)'}; "
+                f"{self.last_good() or 'none (no checkpoint was written yet)'}; "
                 "lower the learning rate or lengthen the warmup and resume from it.")
+
+
+def _written_since(prefix: str, since: float) -> bool:
+    try:
+        return os.path.getmtime(prefix + ".index") >= since
+    except OSError:
+        return False
 
 
 class TensorBoardScalars(StepCallback):

@@ -51,6 +51,7 @@ from dctformer_tf.train.gin_model import (  # noqa: F401  (gin_model_config re-e
     model_architecture,
 )
 from dctformer_tf.train.nonfinite import MonitoredAdam
+from dctformer_tf.train.run_lock import RunLock
 from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
 from dctformer_tf.train.strategy import check_global_batch, make_strategy
@@ -298,28 +299,32 @@ def train(
       adam_beta_1 / adam_beta_2: Adam's moment decay rates (Keras defaults; the paper does
         not give them). A short run at a high learning rate may prefer a faster second moment.
       deterministic: seed Keras' initialisers and turn on TensorFlow's op determinism, so
-        the same seed gives the same losses on the same machine (slower). Op determinism
-        stays on for the rest of the process.
+        the same seed gives the same losses on the same machine (slower). Op determinism is
+        turned off again when `train` returns or raises, unless the caller had it on.
 
     Raises:
       TrainingDiverged: a step's loss or gradient norm was not finite.
+      RunLockedError: another process is training into `model_dir` (`train/run_lock.py`).
     """
     check_run_length(total_steps, tokens, steps_per_epoch, steps_per_execution)
     log.info("Building run settings...")
     run, sequences = build_run_settings()
     check_writable(model_dir)
-    if deterministic:
-        # Same seed, same losses on one machine (docs/design.md §4): seeded initialisers and
-        # deterministic kernels, at some speed.
-        keras.utils.set_random_seed(seed)
-        tf.config.experimental.enable_op_determinism()
-    # The bfloat16 policy holds while the model is built and trained, and the caller's policy
-    # is back afterwards (a notebook that trains and then builds another model).
-    with dtype_policy("mixed_bfloat16" if mixed_precision else None):
+    with contextlib.ExitStack() as held:
+        if deterministic:
+            # Same seed, same losses on one machine (docs/design.md §4): seeded initialisers
+            # and deterministic kernels, at some speed; the caller's setting is back after.
+            keras.utils.set_random_seed(seed)
+            held.enter_context(op_determinism())
+        # The bfloat16 policy holds while the model is built and trained, and the caller's
+        # policy is back afterwards (a notebook that trains and then builds another model).
+        held.enter_context(dtype_policy("mixed_bfloat16" if mixed_precision else None))
         log.info("Building strategy %r...", strategy)
         dist = make_strategy(strategy, tpu=tpu)
         check_global_batch(batch_size, dist)
         model_dir = prepare_model_dir(model_dir, dist)
+        if is_chief(dist):  # one trainer per run directory, before any data is read
+            held.enter_context(RunLock(model_dir))
 
         log.info("Building dataset...")
         contexts = local_input_contexts(dist)
@@ -339,7 +344,8 @@ def train(
         )
         log.info("Model: %s parameters", f"{model.count_params():,}")
         check_free_disk(model_dir, model)
-        initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch)
+        damaged = []  # never to be named "the last good checkpoint"
+        initial_epoch = restore_latest(checkpoint, manager, steps_per_epoch, damaged)
         # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
         # run draws new chunks and batches instead of replaying the first ones.
         train_chunks = dist.distribute_datasets_from_function(
@@ -351,7 +357,7 @@ def train(
                 sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
 
         callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
-                                   record_run(model_dir, run), tokens, overlong)
+                                   record_run(model_dir, run), tokens, overlong, damaged)
         if is_chief(dist):
             callbacks += monitoring_callbacks(run, sequences, os.path.join(model_dir, "tensorboard"),
                                               sample_every, sample_num, sample_max_chunks, seed,
@@ -369,6 +375,22 @@ def train(
                  float(model.tokens_seen.numpy()))
         log_overlong(overlong, sequences)
         return history
+
+
+@contextlib.contextmanager
+def op_determinism():
+    """TensorFlow's op determinism on inside the block, as the caller had it after."""
+    # The public API can turn it on only; reading and turning it off are in the module that
+    # `tf.config.experimental.enable_op_determinism` itself comes from.
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_on:
+            tf_config.disable_op_determinism()
 
 
 @contextlib.contextmanager
@@ -469,9 +491,9 @@ def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warm
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
-                   steps_per_epoch: int) -> int:
+                   steps_per_epoch: int, skipped: list | None = None) -> int:
     """Restores the newest checkpoint that restores cleanly, if any (each one skipped is
-    named in a warning); returns the epoch to start from."""
+    named in a warning and appended to `skipped`); returns the epoch to start from."""
     for path in reversed(manager.checkpoints):  # newest first
         log.info("Restoring checkpoint %s...", path)
         try:
@@ -485,6 +507,8 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
             message = (getattr(error, "message", None) or str(error) or type(error).__name__)
             message = f"{type(error).__name__}: {message.splitlines()[0]}"
             log.warning("Skipping checkpoint %s: it does not restore (%s)", path, message[:300])
+            if skipped is not None:
+                skipped.append(path)
             continue
         model = checkpoint.model
         step = int(model.optimizer.iterations.numpy())
@@ -560,7 +584,7 @@ def record_run(model_dir: str, run: RunSettings) -> str:
 
 def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
                    gin_text: str, tokens: float | None,
-                   overlong: OverlongLog | None = None) -> list:
+                   overlong: OverlongLog | None = None, damaged: list = ()) -> list:
     """Divergence stop, checkpoints, TensorBoard scalars and the token budget, each reading
     the device only every `log_every` steps or at epoch ends. Resuming is
     the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
@@ -570,7 +594,7 @@ def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every:
     host_scalars = {}
     if overlong is not None:
         host_scalars["data/overlong_skipped"] = lambda: overlong.count
-    callbacks = [StopOnNonFinite(manager, log_every), CheckpointEveryEpoch(manager),
+    callbacks = [StopOnNonFinite(manager, log_every, damaged), CheckpointEveryEpoch(manager),
                  TensorBoardScalars(log_dir, log_every, gin_text, host_scalars)]
     if tokens is not None:
         callbacks.append(StopAtTokenBudget(tokens, log_every))

@@ -70,3 +70,43 @@ def test_per_chunk_component_bpd_matches_hand_scores_and_adds_up(setup):
     assert parts.sum() == pytest.approx(result["bpd"], rel=1e-6)
     # The last chunk of the shorter sequence is shorter: chunks differ, the test can fail.
     assert np.ptp(want.sum(axis=0)) > 0
+
+
+def test_bits_by_band_and_component_match_hand_scores(setup):
+    """Each element's hand-scored bits land in the group of its channel's band and colour
+    component (independently: `order.frequency_band` of the raw coefficient, and the
+    component from the raw index), EOS in its own group."""
+    from dctformer_tf.dct.order import frequency_band, rank_to_raw
+
+    model, codec, sequences = setup
+    padded = np.zeros((len(sequences), MAX_LENGTH, 3), np.int32)
+    for i, triples in enumerate(sequences):
+        padded[i, : len(triples)] = triples
+    dataset = tf.data.Dataset.from_tensor_slices({
+        "triples": padded, "length": np.array([len(t) for t in sequences], np.int32),
+        "content_hw": np.full((len(sequences), 2), 16, np.int32),
+        "label": np.zeros(len(sequences), np.int32)})
+    result = evaluate_bpd(model, codec, dataset, CONFIG.chunk_size, CONFIG.chunk_overlap)
+    raw = rank_to_raw(codec.order, 8)
+    want, count = {}, {}
+    for triples in sequences:
+        bits = _hand_bits(model, codec, triples)
+        for t, (channel, _, _) in enumerate(triples):
+            if channel == codec.eos:
+                key = "EOS"
+            else:
+                coefficient = raw[channel] % 64
+                key = (f"{frequency_band(coefficient // 8, coefficient % 8)}/"
+                       f"{('Y', 'Cb', 'Cr')[raw[channel] // 64]}")
+            want[key] = want.get(key, 0) + bits[:, t]
+            count[key] = count.get(key, 0) + 1
+    got = result["bits_by_band"]
+    assert set(got) == set(want) and len(want) > 4
+    for key, total in want.items():
+        assert got[key]["elements"] == count[key], key
+        for j, name in enumerate(COMPONENTS):
+            assert got[key][name] == pytest.approx(total[j] / count[key], rel=1e-4, abs=1e-6)
+    assert got["EOS"]["elements"] == 2 and got["EOS"]["position"] == 0
+    # The Y DC cells of two 2x2-block images: 8 cells; chroma: 2.
+    y_dc = want["0/Y"].sum()
+    assert result["dc_bits_per_cell"]["Y"] == pytest.approx(y_dc / 8, rel=1e-4)

@@ -11,10 +11,11 @@ import tensorflow as tf
 from dctformer_tf.cli.main import main
 from dctformer_tf.dct import SparseCodec, codec_round_trip
 from dctformer_tf.evaluation.features import ShapesClassifierFeatures
+from dctformer_tf.evaluation.placement import ac_placement, dense_images
 from dctformer_tf.evaluation.report import load_split
 from dctformer_tf.evaluation.sample_metrics import image_set_metrics
 from dctformer_tf.evaluation.shapes_classifier import build_shapes_classifier
-from dctformer_tf.evaluation.structure import dc_smoothness
+from dctformer_tf.evaluation.structure import dc_smoothness, second_difference_medians
 from dctformer_tf.runs import CHECKPOINT_DIR, DataSettings, RunSettings, write_run_file
 from tests.conditional.conftest import TINY, build_tiny_model
 
@@ -64,8 +65,16 @@ def test_evaluate_writes_every_metric(run, tmp_path):
     # DC smoothness of the test images through the codec (4x4 blocks at 32²).
     data = report["structure"]["data"]
     assert data["num_images"] == report["structure"]["samples"]["num_images"] == 6
-    assert data["median"] == pytest.approx(np.median(dc_smoothness(
-        codec_round_trip(real, SparseCodec(quality=75, resolution=32)), 8)))
+    coded_real = codec_round_trip(real, SparseCodec(quality=75, resolution=32))
+    assert data["median"] == pytest.approx(np.median(dc_smoothness(coded_real, 8)))
+    # The placement and DC diagnostics, for the data beside the samples.
+    codec = SparseCodec(quality=75, resolution=32)
+    dense = dense_images(coded_real, codec)
+    assert data["ac_placement"] == pytest.approx(ac_placement(dense, codec))
+    assert data["second_differences"] == pytest.approx(second_difference_medians(coded_real, 8))
+    assert set(report["structure"]["samples"]["med_dc_bits"]) == {"Y", "Cb", "Cr"}
+    assert set(bpd["dc_bits_per_cell"]) == {"Y", "Cb", "Cr"} and "0/Y" in bpd["bits_by_band"]
+    assert report["med_dc_bits"]["Y"]["cells"] == 4 * 16
 
 
 def test_evaluate_errors(run, tmp_path, capsys):

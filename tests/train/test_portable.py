@@ -7,10 +7,11 @@ import inspect
 import gin
 import pytest
 
-from dctformer_tf.runs import load_trained_model, read_run_file
+from dctformer_tf.runs import build_run_model, load_trained_model, read_run_file, write_run_file
 from dctformer_tf.train import experiment
 from dctformer_tf.train.gin_model import REQUIRED, read_bindings
 from dctformer_tf.train.portable import PortableSettings, import_weights, train_portable
+from dctformer_tf.train.trainer import DCTransformerTrainer
 
 QUICKSTART = ["gin/models/small.gin", "gin/data/shapes.gin", "gin/runs/train.gin",
               "gin/runs/quickstart.gin"]
@@ -83,18 +84,25 @@ def test_a_portable_run_trains_and_comes_home(tmp_path):
 
 
 def test_import_names_a_missing_or_foreign_weights_file(tmp_path):
-    settings = PortableSettings.from_gin(
-        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
-        ["train.batch_size = 2", "build_sequences.num_examples = 8"])
-    train_portable(str(tmp_path / "a"), settings, total_steps=1, jit_compile=False)
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "run.json").write_text((tmp_path / "a" / "run.json").read_text())
+    def run_dir(name, *bindings):
+        settings = PortableSettings.from_gin(
+            ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
+            ["train.batch_size = 2", *bindings])
+        folder = tmp_path / name
+        (folder / "weights").mkdir(parents=True)
+        write_run_file(str(folder), settings.run)
+        return folder, build_run_model(settings.run, model_class=DCTransformerTrainer)
+
+    empty, _ = run_dir("empty")
     with pytest.raises(FileNotFoundError, match="no step-STEP.weights.h5 file in"):
-        import_weights(str(tmp_path / "b"))
-    other = PortableSettings.from_gin(
-        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
-        ["train.batch_size = 2", "build_sequences.num_examples = 8", "build_model.d_model = 48"])
-    train_portable(str(tmp_path / "c"), other, total_steps=1, jit_compile=False)
-    weights = next((tmp_path / "c" / "weights").iterdir())
+        import_weights(str(empty))
+    narrow, _ = run_dir("narrow")
+    _, wide_model = run_dir("wide", "build_model.d_model = 48")
+    wide = tmp_path / "wide" / "weights" / "step-3.weights.h5"
+    wide_model.save_weights(str(wide))
     with pytest.raises(ValueError, match="does not fit the architecture"):
-        import_weights(str(tmp_path / "a"), str(weights))
+        import_weights(str(narrow), str(wide))
+    unnamed = tmp_path / "wide" / "weights" / "latest.weights.h5"
+    wide_model.save_weights(str(unnamed))
+    with pytest.raises(ValueError, match="expected a file named step-STEP.weights.h5"):
+        import_weights(str(tmp_path / "wide"), str(unnamed))

@@ -185,3 +185,32 @@ def test_the_data_check_leaves_a_cached_dataset_whole(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done at step 2" in result.stderr  # the run's own lines came through
     assert "did not fully read the dataset being cached" not in result.stderr
+
+
+def test_after_a_skipped_checkpoint_the_divergence_names_the_one_restored(tmp_path):
+    _train(tmp_path, "train.total_steps = 4", "train.steps_per_epoch = 2")
+    path = _data_file(tmp_path, 4)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(TrainingDiverged) as raised:
+        _train(tmp_path, "train.total_steps = 12", "train.steps_per_epoch = 2",
+               "train.learning_rate = 1e35", "train.warmup_steps = 0")
+    message = str(raised.value)
+    assert "The last good checkpoint is" in message
+    assert message.count("ckpt-2") == 1 and "ckpt-4" not in message
+
+
+@pytest.mark.parametrize("caller_had_it", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_deterministic_training_leaves_op_determinism_as_the_caller_had_it(tmp_path,
+                                                                           caller_had_it):
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+    if caller_had_it:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        _train(tmp_path, "train.total_steps = 2", "train.steps_per_epoch = 2",
+               "train.deterministic = True")
+        assert tf_config.is_op_determinism_enabled() == caller_had_it
+    finally:
+        tf_config.disable_op_determinism()

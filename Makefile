@@ -17,8 +17,7 @@ $(STAMP): $(BIN)/python setup.py pyproject.toml
 	touch $(STAMP)
 
 # Two pytest workers: a test is mostly Python-side tracing on one core, so two share the
-# 2-core machine well (6 m 15 s against 9 m 54 s for one, docs/testing.md). TEST_WORKERS=0
-# runs in one process.
+# 2-core machine well (timings in docs/testing.md). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)

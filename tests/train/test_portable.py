@@ -66,6 +66,7 @@ def test_only_the_shapes_data_trains_without_tensorflow():
                                    "gin/runs/train.gin"])
 
 
+@pytest.mark.slow  # the default tier trains it under JAX: tests/tools/test_accelerator_check.py
 def test_a_portable_run_trains_and_comes_home(tmp_path):
     settings = PortableSettings.from_gin(
         ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
@@ -76,11 +77,20 @@ def test_a_portable_run_trains_and_comes_home(tmp_path):
     assert summary["steps"] == 8 and summary["tokens_seen"] > 0
     assert summary["loss"][-1] < summary["loss"][0]
     assert read_run_file(str(tmp_path)).model.model_kwargs() == settings.run.model.model_kwargs()
-    with pytest.raises(ValueError, match="already holds weights"):
-        train_portable(str(tmp_path), settings, total_steps=2)
     assert import_weights(str(tmp_path)).endswith("ckpt-8")
     model, run = load_trained_model(str(tmp_path))
     assert run.codec == settings.run.codec and model.count_params() == summary["parameters"] - 1
+
+
+def test_a_run_directory_with_weights_is_not_trained_into_again(tmp_path):
+    settings = PortableSettings.from_gin(
+        ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],
+        ["train.batch_size = 2"])
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "step-5.weights.h5").write_text("an earlier run's")
+    with pytest.raises(ValueError, match="already holds weights: use a new --model_dir"):
+        train_portable(str(tmp_path), settings, total_steps=2)
+    assert not (tmp_path / "run.json").exists()  # nothing written, nothing overwritten
 
 
 def test_import_names_a_missing_or_foreign_weights_file(tmp_path):

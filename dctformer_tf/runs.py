@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 
 from dctformer_tf.data.layout import Chunking
 from dctformer_tf.dct import SparseCodec
@@ -185,12 +186,31 @@ def restore_checkpoint(checkpoint, path: str, partial: bool = False):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
+        if only_missing(error, OPTIONAL_VARIABLES):
+            return status
         raise ValueError(
             f"{path}: this checkpoint lacks weights the model has ({str(error)[:300]}...). "
             "It comes from a different model configuration, or from a version of "
             "dctformer_tf whose checkpoints did not record the Transformer blocks; retrain."
         ) from error
     return status
+
+
+# Variables a checkpoint may lack and keep their initial value: the optimizer's record of the
+# first non-finite step (`train/nonfinite.py`), absent from checkpoints of runs begun with
+# plain Adam, which starts at "none" (-1) as a new run's does.
+OPTIONAL_VARIABLES = ("first_nonfinite_step",)
+
+
+def only_missing(error: AssertionError, names: tuple) -> bool:
+    """Whether every object `assert_existing_objects_matched` found unbound is a variable
+    whose name contains one of `names`."""
+    text = str(error)
+    shown = re.search(r"Showing (\d+) of (\d+) unmatched", text)
+    if shown and shown.group(1) != shown.group(2):
+        return False  # the list is cut: the others are unknown
+    unbound = re.findall(r"<([^<>]*)>", text)  # "<Variable path=.../name, shape=...>"
+    return bool(unbound) and all(any(name in item for name in names) for item in unbound)
 
 
 def resolve_checkpoint(model_dir: str, checkpoint: str | None = None) -> str:

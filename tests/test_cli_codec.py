@@ -104,6 +104,14 @@ def test_decode_names_a_file_that_is_not_a_sequence_file(photo, tmp_path, capsys
     np.savez(wide, **{**arrays, "triples": bad})
     assert "triple 0: position 1000000 is outside" in _decode_error(wide, tmp_path, capsys)
 
+    cut = tmp_path / "cut.npz"
+    np.savez(cut, **{**arrays, "triples": arrays["triples"][:-1]})
+    assert "do not end with EOS" in _decode_error(cut, tmp_path, capsys)
+
+    huge = tmp_path / "huge.npz"
+    np.savez(huge, **{**arrays, "content_hw": np.array([2**20, 64], np.int32)})
+    assert "is not an image size" in _decode_error(huge, tmp_path, capsys)
+
     good = tmp_path / "good.npz"
     np.savez(good, **arrays)  # the checks pass a file this project writes
     assert main(["decode", str(good), "--out", str(tmp_path / "good.png")]) == 0

@@ -12,12 +12,15 @@ Every failure is a `ValueError` that names the file and what is wrong with it.
 
 import json
 import zipfile
+import zlib
 
 import numpy as np
 
 from dctformer_tf.dct.codec import SparseCodec
 
 ARRAYS = ("triples", "content_hw", "codec")
+MAX_BYTES = 2**30  # unpacked; a sequence of a 4096² image at q100 is a few hundred MiB
+MAX_SIDE = 2**16  # pixels of the content, each way
 
 
 def save_sequence(path: str, triples, content_hw, codec: SparseCodec) -> None:
@@ -41,6 +44,11 @@ def load_sequence(path: str) -> tuple:
             pass
         raise ValueError(f"{path}: not an .npz sequence file (not a zip archive); "
                          "`dctformer encode` writes them")
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(member.file_size for member in archive.infolist())
+    if unpacked > MAX_BYTES:
+        raise ValueError(f"{path}: unpacks to {unpacked} bytes, more than a sequence file "
+                         f"holds (at most {MAX_BYTES})")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [name for name in ARRAYS if name not in data.files]
@@ -48,8 +56,9 @@ def load_sequence(path: str) -> tuple:
                 raise ValueError(f"{path}: not a dctformer sequence file (no array "
                                  f"{', '.join(missing)}; it has {', '.join(data.files) or 'none'})")
             arrays = {name: data[name] for name in ARRAYS}
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"{path}: a damaged zip archive ({error})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise ValueError(f"{path}: a damaged zip archive ({type(error).__name__}: "
+                         f"{error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error) or "Object arrays" in str(error):
             raise ValueError(f"{path}: holds an object (pickled) array; sequence files hold "
@@ -68,8 +77,12 @@ def load_sequence(path: str) -> tuple:
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path}: the codec settings do not build a codec ({error})") from None
     h, w = int(content[0]), int(content[1])
-    if h < 1 or w < 1:
-        raise ValueError(f"{path}: content_hw {h}x{w} is not a positive size")
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ValueError(f"{path}: content_hw {h}x{w} is not an image size (1 to "
+                         f"{MAX_SIDE} pixels each way)")
+    if len(triples) == 0 or int(triples[-1, 0]) != codec.eos:
+        raise ValueError(f"{path}: the triples do not end with EOS (channel {codec.eos}): "
+                         "not a whole encoded sequence")
     try:
         triples = codec.validate_triples(triples, codec.canvas_grid(h, w))
     except ValueError as error:

@@ -174,7 +174,7 @@ def structure_lines(structure: dict, split: str) -> list[str]:
         lines.append(f"  median 2nd difference of block means, {name}: "
                      f"{pair(lambda r, n=name: r['second_differences'][n], '.1f')}")
     for key, label in (("blocks_with_ac", "Y blocks with band >= 2 AC"),
-                       ("ac_share_at_edges", "share of that AC at top-quartile edges"),
+                       ("ac_share_at_edges", "share of that AC in the strongest-edge quarter of blocks"),
                        ("spearman", "Spearman(AC magnitude, edge strength)")):
         lines.append(f"  {label}: {pair(lambda r, k=key: r['ac_placement'][k])}")
     return lines

@@ -122,13 +122,20 @@ def export_saved_model(model_dir: str, out: str, max_length: int | None = None,
     os.makedirs(os.path.dirname(out), exist_ok=True)
     partial = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.partial-",
                                dir=os.path.dirname(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o777 & ~umask)  # as a folder made by tf.saved_model.save would be
     try:
         tf.saved_model.save(module, partial, signatures=module.signatures())
         if os.path.isdir(out):  # overwrite (checked above): the old one goes only now
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-",
                                    dir=os.path.dirname(out))
             os.rename(out, os.path.join(old, "model"))
-            os.rename(partial, out)
+            try:
+                os.rename(partial, out)
+            except OSError:
+                os.rename(os.path.join(old, "model"), out)  # the old model back in place
+                raise
             shutil.rmtree(old)
         else:
             os.rename(partial, out)
@@ -148,6 +155,10 @@ def check_export_target(out: str, overwrite: bool) -> None:
     if os.path.isfile(out) or (os.path.exists(out) and not os.path.isdir(out)):
         raise FileExistsError(f"--out {out} is an existing file, not a folder: choose a new "
                               "path for the SavedModel")
-    if os.path.isdir(out) and os.listdir(out) and not overwrite:
-        raise FileExistsError(f"--out {out} is a folder that is not empty: choose a new path, "
-                              "or pass --overwrite to replace it")
+    if os.path.isdir(out) and os.listdir(out):
+        if not overwrite:
+            raise FileExistsError(f"--out {out} is a folder that is not empty: choose a new "
+                                  "path, or pass --overwrite to replace it")
+        if not os.path.exists(os.path.join(out, "saved_model.pb")):
+            raise FileExistsError(f"--out {out} is not a SavedModel (no saved_model.pb): "
+                                  "--overwrite replaces only a SavedModel folder")

@@ -2,7 +2,6 @@
 
 import logging
 import math
-import os
 import time
 
 import keras
@@ -137,8 +136,8 @@ class StopOnNonFinite(StepCallback):
 
 def _written_since(prefix: str, since: float) -> bool:
     try:
-        return os.path.getmtime(prefix + ".index") >= since
-    except OSError:
+        return tf.io.gfile.stat(prefix + ".index").mtime_nsec / 1e9 >= since  # gs:// too
+    except tf.errors.OpError:
         return False
 
 

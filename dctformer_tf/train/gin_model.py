@@ -76,7 +76,9 @@ def read_bindings(files, bindings=()) -> dict:
 
     For a host that cannot import what some configurables live in (TensorFlow's
     `experiment.train`), yet must honour the same run files (`train/portable.py`). Later
-    bindings win, as in gin; `include` statements are followed relative to the file.
+    bindings win, as in gin; `include "f.gin"` reads `f.gin` as gin does (from the working
+    directory), else beside the including file. What this reader cannot evaluate is refused:
+    scoped bindings (`scope/selector.arg`) and configurable references (`@name`).
 
     Args:
       files: paths of .gin files.
@@ -84,7 +86,8 @@ def read_bindings(files, bindings=()) -> dict:
     Returns:
       dict "selector.arg" -> value (`REQUIRED` for `%gin.REQUIRED`).
     Raises:
-      ValueError naming the file and line of a macro that is never defined.
+      ValueError naming the file and line: a macro never defined or defined in a cycle, a
+      scoped binding, a configurable reference.
     """
     import os
 
@@ -101,11 +104,17 @@ def read_bindings(files, bindings=()) -> dict:
 
     def parse(text: str, where: str):
         for statement in config_parser.ConfigParser(text, Delegate()):
+            line = f"{where}:{statement.location.line_num}"
             if isinstance(statement, config_parser.IncludeStatement):
-                path = os.path.join(os.path.dirname(where), statement.filename)
+                path = statement.filename
+                if not os.path.exists(path):
+                    path = os.path.join(os.path.dirname(where), statement.filename)
                 with open(path, encoding="utf-8") as f:
                     parse(f.read(), path)
             elif isinstance(statement, config_parser.BindingStatement):
+                if statement.scope:
+                    raise ValueError(f"{line}: scoped binding {statement.scope}/"
+                                     f"{statement.selector}: not read without gin's registry")
                 statements.append((statement, where))
 
     for path in files:
@@ -116,18 +125,24 @@ def read_bindings(files, bindings=()) -> dict:
 
     macros = {s.selector: s.value for s, _ in statements if not s.arg_name}
 
-    def resolve(value, statement, where):
+    def resolve(value, statement, where, seen=()):
+        line = f"{where}:{statement.location.line_num}"
         if isinstance(value, _Macro):
             if value.name == "gin.REQUIRED":
                 return REQUIRED
             if value.name not in macros:
-                raise ValueError(f"{where}:{statement.location.line_num}: macro "
-                                 f"%{value.name} is not defined in {list(files)}")
-            return resolve(macros[value.name], statement, where)
+                raise ValueError(f"{line}: macro %{value.name} is not defined in "
+                                 f"{[str(f) for f in files]}")
+            if value.name in seen:
+                raise ValueError(f"{line}: macro %{value.name} is defined in terms of itself")
+            return resolve(macros[value.name], statement, where, (*seen, value.name))
+        if isinstance(value, _Reference):
+            raise ValueError(f"{line}: {value!r} is a configurable reference, which a run "
+                             "without gin's registry cannot call")
         if isinstance(value, list | tuple):
-            return type(value)(resolve(v, statement, where) for v in value)
+            return type(value)(resolve(v, statement, where, seen) for v in value)
         if isinstance(value, dict):
-            return {k: resolve(v, statement, where) for k, v in value.items()}
+            return {k: resolve(v, statement, where, seen) for k, v in value.items()}
         return value
 
     return {f"{s.selector}.{s.arg_name}": resolve(s.value, s, where)
@@ -140,7 +155,7 @@ class _Macro:
 
 
 class _Reference:
-    """`@configurable` or `@configurable()`: kept as its name, for the caller to refuse."""
+    """`@configurable` or `@configurable()`, refused when a binding uses it."""
 
     def __init__(self, name: str, evaluate: bool):
         self.name, self.evaluate = name, evaluate

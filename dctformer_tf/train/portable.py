@@ -197,9 +197,15 @@ def train_portable(model_dir: str, settings: PortableSettings, total_steps: int 
     log.info("Training %s parameters for %d steps on %s (%s)", f"{model.count_params():,}",
              total_steps, keras.backend.backend(), "mixed_bfloat16"
              if settings.mixed_precision else "float32")
-    history = model.fit(_as_inputs(batches), steps_per_epoch=steps_per_epoch,
-                        epochs=math.ceil(total_steps / steps_per_epoch), verbose=2,
-                        callbacks=[clock, StopAfterSteps(total_steps)])
+    warn_if_count_may_wrap(total_steps * settings.batch_size * run.chunking.chunk_size)
+    inputs = _as_inputs(batches)
+    try:
+        history = model.fit(inputs, steps_per_epoch=steps_per_epoch,
+                            epochs=math.ceil(total_steps / steps_per_epoch), verbose=2,
+                            callbacks=[clock, StopAfterSteps(total_steps)])
+    finally:
+        inputs.close()  # stops the input worker processes now, not at garbage collection
+    elapsed = clock.elapsed
     bad = model.nonfinite.first_step()
     if bad is not None:
         raise FloatingPointError(f"step {bad}: the gradients are not finite; no weights were "
@@ -212,18 +218,18 @@ def train_portable(model_dir: str, settings: PortableSettings, total_steps: int 
     summary = {
         "backend": keras.backend.backend(), "steps": steps, "tokens_seen": tokens,
         "parameters": model.count_params(), "batch_size": settings.batch_size,
-        "mixed_precision": settings.mixed_precision, "wall_seconds": round(clock.elapsed, 1),
+        "mixed_precision": settings.mixed_precision, "wall_seconds": round(elapsed, 1),
         "first_step_seconds": round(clock.first_step_seconds or 0.0, 2),
         "step_ms_median": None if step_ms is None else round(step_ms, 2),
-        "loss_tokens_per_second": round(tokens / clock.elapsed, 1),
+        "loss_tokens_per_second": round(tokens / elapsed, 1),
         "loss": [round(float(v), 4) for v in history.history.get("loss", [])],
         "bits_per_token": [round(float(v), 4) for v in history.history.get("bits_per_token", [])],
         "weights": os.path.relpath(weights, model_dir),
     }
     with open(os.path.join(model_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    log.info("Done at step %d, %d tokens, %.0f s; weights in %s", steps, tokens,
-             clock.elapsed, weights)
+    log.info("Done at step %d, %d tokens, %.0f s; weights in %s", steps, tokens, elapsed,
+             weights)
     return summary
 
 
@@ -234,6 +240,17 @@ def save_model_weights(model, run: RunSettings, path: str) -> None:
     plain = build_run_model(run, model_class=DCTransformerTrainer)
     plain.set_weights(model.get_weights())
     plain.save_weights(path)
+
+
+def warn_if_count_may_wrap(most_tokens: int) -> None:
+    """The token count is int64 where the backend has it; JAX without x64 keeps int32."""
+    if keras.backend.backend() == "jax" and most_tokens >= 2**31:
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            log.warning("this run may count up to %d tokens: more than an int32 holds, and "
+                        "JAX keeps int64 only with JAX_ENABLE_X64=1 (tokens_seen would wrap)",
+                        most_tokens)
 
 
 class StopAfterSteps(keras.callbacks.Callback):
@@ -258,7 +275,9 @@ def _as_inputs(batches):
 def import_weights(model_dir: str, weights: str | None = None) -> str:
     """(TensorFlow) Turns a Keras weights file of the run's trainer (written on any backend, such as
     `train/portable.py`'s `weights/step-STEP.weights.h5`) into the run's checkpoint
-    `checkpoints/ckpt-STEP`, which `load_trained_model` and every command read.
+    `checkpoints/ckpt-STEP`, which `load_trained_model` reads (so `evaluate`, `sample` and
+    `export`). It holds the model only, no optimizer state: `dctformer train` does not resume
+    from it.
 
     Args:
       model_dir: a run directory with `run.json`.
@@ -281,7 +300,7 @@ def import_weights(model_dir: str, weights: str | None = None) -> str:
         if not found:
             raise FileNotFoundError(f"no step-STEP.weights.h5 file in {folder}")
         weights = os.path.join(folder, found[-1][1])
-    match = re.search(r"step-(\d+)\.weights\.h5$", os.path.basename(weights))
+    match = re.fullmatch(r"step-(\d+)\.weights\.h5", os.path.basename(weights))
     if match is None:
         raise ValueError(f"{weights}: expected a file named step-STEP.weights.h5")
     if not os.path.isfile(weights):

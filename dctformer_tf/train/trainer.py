@@ -60,6 +60,9 @@ class DCTransformerTrainer(DCTransformer):
     @property
     def nonfinite(self):
         """The optimizer's record of the first non-finite step (`MonitoredAdam`)."""
+        if not hasattr(self.optimizer, "first_step"):
+            raise TypeError(f"the divergence check reads a MonitoredAdam's record; this "
+                            f"trainer was compiled with {type(self.optimizer).__name__}")
         return self.optimizer
 
     def call(self, inputs, training=None):

@@ -25,14 +25,19 @@ Y_BAND2 = int(np.flatnonzero((COMPONENTS == 0) & (BANDS == 2))[0])
 Y_BAND1 = int(np.flatnonzero((COMPONENTS == 0) & (BANDS == 1))[0])
 
 
-def _step_image(ac_columns, ac_channel=Y_BAND2) -> np.ndarray:
-    """One 4x4-block dense image: Y DC 0 in columns 0-1, 10 in columns 2-3 (an edge between
-    columns 1 and 2); `ac_channel` set to 3 in the blocks of `ac_columns`."""
+def _step_image(ac_blocks, ac_channel=Y_BAND2) -> np.ndarray:
+    """One 4x4-block dense image: Y DC 0 in columns 0-1 and 10·(row + 1) in columns 2-3 (an
+    edge between columns 1 and 2, strongest in the bottom rows); `ac_channel` set to 3 in
+    the (row, column) blocks of `ac_blocks`."""
     dense = np.zeros((4, 4, 192), np.int32)
-    dense[:, 2:, Y_DC] = 10
-    for column in ac_columns:
-        dense[:, column, ac_channel] = 3
+    dense[:, 2:, Y_DC] = 10 * np.arange(1, 5)[:, None]
+    for row, column in ac_blocks:
+        dense[row, column, ac_channel] = 3
     return dense
+
+
+STRONGEST = [(2, 1), (2, 2), (3, 1), (3, 2)]  # the quarter of blocks with the strongest edges
+FLAT = [(row, column) for row in range(4) for column in (0, 3)]  # no edge at all
 
 
 def test_edge_strength_is_the_largest_difference_to_a_neighbour():
@@ -51,15 +56,23 @@ def test_spearman_equals_scipys_with_ties():
 
 
 def test_ac_at_the_edge_scores_one_and_ac_away_from_it_zero():
-    at_edge = ac_placement(_step_image([1, 2])[None], CODEC)
-    assert at_edge["ac_share_at_edges"] == 1.0 and at_edge["blocks_with_ac"] == 0.5
-    assert at_edge["spearman"] == pytest.approx(1.0)
-    away = ac_placement(_step_image([0, 3])[None], CODEC)
+    at_edge = ac_placement(_step_image(STRONGEST)[None], CODEC)
+    assert at_edge["ac_share_at_edges"] == 1.0 and at_edge["blocks_with_ac"] == 0.25
+    assert at_edge["spearman"] > 0.5
+    away = ac_placement(_step_image(FLAT)[None], CODEC)
     assert away["ac_share_at_edges"] == 0.0 and away["blocks_with_ac"] == 0.5
-    assert away["spearman"] == pytest.approx(-1.0)
+    assert away["spearman"] < -0.5
     # Band 1 is not counted as AC here (min_band 2): no AC at all.
-    low = ac_placement(_step_image([1, 2], Y_BAND1)[None], CODEC)
+    low = ac_placement(_step_image(STRONGEST, Y_BAND1)[None], CODEC)
     assert low["blocks_with_ac"] == 0.0 and low["ac_share_at_edges"] == 0.0
+
+
+def test_with_no_edges_the_quarter_holds_a_quarter_of_the_ac():
+    """Ties: a flat image's top quarter is still a quarter of its blocks, not all of them."""
+    dense = np.zeros((1, 4, 4, 192), np.int32)
+    dense[..., Y_BAND2] = 2  # AC everywhere, edges nowhere
+    result = ac_placement(dense, CODEC)
+    assert result["ac_share_at_edges"] == 0.25 and result["blocks_with_ac"] == 1.0
 
 
 def test_med_prediction_by_hand():

@@ -49,11 +49,23 @@ def test_a_non_empty_folder_fails_unless_overwrite(run_dir, tmp_path, capsys, mo
         assert main(["export", "--model_dir", str(run_dir), "--out", str(target)]) == 2
         assert "is a folder that is not empty" in capsys.readouterr().err
         assert (target / "keep.txt").read_text() == "mine"
+    with monkeypatch.context() as patch:  # --overwrite replaces a SavedModel, nothing else
+        _no_restore(patch)
+        assert main(["export", "--model_dir", str(run_dir), "--out", str(target),
+                     "--overwrite"]) == 2
+        assert "is not a SavedModel (no saved_model.pb)" in capsys.readouterr().err
+        assert main(["export", "--model_dir", str(run_dir), "--out", str(run_dir),
+                     "--overwrite"]) == 2
+        assert (run_dir / "run.json").exists()
+    (target / "saved_model.pb").write_text("an older export")
     assert main(["export", "--model_dir", str(run_dir), "--out", str(target),
                  "--overwrite"]) == 0
     assert not (target / "keep.txt").exists()
     assert "sample" in tf.saved_model.load(str(target)).signatures
     assert not glob.glob(str(tmp_path / ".model.*"))  # no temporary folder left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(target).st_mode & 0o777 == 0o777 & ~umask  # not the 0700 of a temp dir
 
 
 @pytest.mark.slow

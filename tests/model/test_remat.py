@@ -65,11 +65,13 @@ def test_gradients_equal_those_without_remat(jit_compile, dropout):
                                    err_msg=weight.path)
     if dropout:
         # The masks matter (without them the loss differs), and the recomputation drew the
-        # forward pass' masks (else the gradients above would differ).
+        # forward pass' masks (else the gradients above would differ). How much they matter
+        # depends on the random weights and gates (4e-4 of the loss seen at the least), so
+        # the bound is float32 noise, not a share of the loss.
         logits = plain(example, training=False)
         mask = tf.ones(tf.shape(example["targets"])[:2])
         assert float(loss_summary(logits, example["targets"], mask)["loss"]) != pytest.approx(
-            loss, rel=1e-3)
+            loss, rel=2e-5)
 
 class CountingFeedForward(FeedForward):
     """A feed-forward branch that counts its runs (forward passes and recomputations)."""

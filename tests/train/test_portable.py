@@ -116,3 +116,14 @@ def test_import_names_a_missing_or_foreign_weights_file(tmp_path):
     wide_model.save_weights(str(unnamed))
     with pytest.raises(ValueError, match="expected a file named step-STEP.weights.h5"):
         import_weights(str(tmp_path / "wide"), str(unnamed))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("eval/train.steps = 3\n", "scoped binding eval/train"),
+    ("train.callback = @my_callback\n", "@my_callback is a configurable reference"),
+    ("A = %B\nB = %A\ntrain.steps = %A\n", "is defined in terms of itself"),
+])
+def test_read_bindings_refuses_what_it_cannot_evaluate(tmp_path, text, message):
+    (tmp_path / "run.gin").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_bindings([tmp_path / "run.gin"])

@@ -1,6 +1,8 @@
 """tools/accelerator_check.sh --dry-run: every stage at toy size on the CPU under JAX, on a
 host where TensorFlow cannot be imported; then the run it trained comes home: its weights
-become a checkpoint that the TensorFlow code loads and samples from."""
+become a checkpoint that the TensorFlow code loads. The dry run takes about 100 s of one
+core, so it is in the slow tier (as the TensorFlow-only check's dry run was); its syntax and
+argument errors are checked in the default tier."""
 
 import json
 import pathlib
@@ -31,6 +33,7 @@ def dry_run(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow
 def test_every_stage_runs_and_the_table_is_written(dry_run):
     result, out = dry_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -52,6 +55,7 @@ def test_every_stage_runs_and_the_table_is_written(dry_run):
     assert "lsun-width" in table and "shapes run: 6 steps" in table
 
 
+@pytest.mark.slow
 def test_what_comes_back_fits_the_device_tools_limits(dry_run):
     _, out = dry_run
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -62,6 +66,7 @@ def test_what_comes_back_fits_the_device_tools_limits(dry_run):
     assert all(len(p.relative_to(out).parts) <= 3 for p in files)  # two folders down at most
 
 
+@pytest.mark.slow
 def test_the_run_comes_home_to_tensorflow(dry_run, tmp_path):
     _, out = dry_run
     run_dir = tmp_path / "shapes_run"  # a copy: the other tests read what came back

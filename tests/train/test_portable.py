@@ -66,7 +66,7 @@ def test_only_the_shapes_data_trains_without_tensorflow():
                                    "gin/runs/train.gin"])
 
 
-@pytest.mark.slow  # the default tier trains it under JAX: tests/tools/test_accelerator_check.py
+@pytest.mark.slow  # trained under JAX by the dry run of tests/tools/test_accelerator_check.py
 def test_a_portable_run_trains_and_comes_home(tmp_path):
     settings = PortableSettings.from_gin(
         ["gin/models/tiny.gin", "gin/data/shapes.gin", "gin/runs/train.gin"],

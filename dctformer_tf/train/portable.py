@@ -204,7 +204,10 @@ def train_portable(model_dir: str, settings: PortableSettings, total_steps: int 
                             epochs=math.ceil(total_steps / steps_per_epoch), verbose=2,
                             callbacks=[clock, StopAfterSteps(total_steps)])
     finally:
-        inputs.close()  # stops the input worker processes now, not at garbage collection
+        try:
+            inputs.close()  # stops the input worker processes now, not at garbage collection
+        except ValueError:  # TensorFlow's adapter may still be reading it in its own thread:
+            pass  # then it ends with that thread
     elapsed = clock.elapsed
     bad = model.nonfinite.first_step()
     if bad is not None:

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches
 from dctformer_tf.sampling import Sampler, SamplingSettings
 from dctformer_tf.train.trainer import DCTransformerTrainer
-from tests.random_init import favour_long_samples, open_rezero_branches
 
 pytestmark = pytest.mark.accelerator
 

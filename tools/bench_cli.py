@@ -14,7 +14,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from dctformer_tf.cli.main import build_parser  # noqa: E402
 

@@ -25,11 +25,8 @@ Usage: python tools/bench_codec.py [--num 512] [--qualities 50 75 90] [--rounds 
 import argparse
 import io
 import os
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests.photos
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One BLAS thread, as Pillow has: the numpy rates are per core.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -38,10 +35,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from dctformer_tf.data.photos import photo_crops  # noqa: E402
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
 from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast  # noqa: E402
-from tests.photos import photo_crops  # noqa: E402
 
 SETS = {
     "shapes64": lambda num: shapes_arrays("test", num)[0],

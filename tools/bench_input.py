@@ -19,14 +19,13 @@ Usage: python tools/bench_input.py [--num 96] [--examples_per_encode 8] [--lengt
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
-import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.photos
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -35,8 +34,22 @@ import tensorflow as tf  # noqa: E402
 from dctformer_tf.data import chunking  # noqa: E402
 from dctformer_tf.data.compact import SequenceLayout  # noqa: E402
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
-from tools.accelerator_step import random_batch  # noqa: E402
-from tools.plan_run import TABLE3, example_bytes, run_input_settings  # noqa: E402
+
+
+def _sibling(name: str):
+    """tools/NAME.py, loaded by path: tools/ is a folder of scripts, not a package (the
+    planner's logic moves into the library with issue #29)."""
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
+        f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+random_batch = _sibling("accelerator_step").random_batch
+_plan_run = _sibling("plan_run")
+TABLE3, example_bytes, run_input_settings = (_plan_run.TABLE3, _plan_run.example_bytes,
+                                             _plan_run.run_input_settings)
 
 
 def encode_pass(images: np.ndarray, run, l_max, examples_per_encode: int) -> dict:
@@ -101,7 +114,7 @@ def main(argv=None) -> None:
                         help="elements of the random sequences of the expansion timing")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from tests.photos import photo_canvases
+    from dctformer_tf.data.photos import photo_canvases
 
     settings = {name: run_input_settings(name) for name in TABLE3}
     sizes = {}

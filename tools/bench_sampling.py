@@ -14,23 +14,21 @@ import argparse
 import dataclasses
 import os
 import pathlib
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The random-model helpers live with the tests (tests/random_init.py), not in the package.
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import gin  # noqa: E402
 import keras  # noqa: E402
 
 from dctformer_tf.dct import SparseCodec  # noqa: E402
 from dctformer_tf.model.configs import build_model  # noqa: E402
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 from dctformer_tf.sampling import Sampler  # noqa: E402
 from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
-from tests.random_init import favour_long_samples, open_rezero_branches  # noqa: E402
 
 GIN = ROOT / "gin" / "models"
 TRAIN_GIN = ROOT / "gin" / "runs" / "train.gin"

@@ -28,6 +28,7 @@ gradients, so its temporary memory should lie between the two).
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import pathlib
@@ -40,10 +41,20 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from tools import plan_run  # noqa: E402
-from tools.plan_run import GIB, GIN_MODELS, TABLE3, TRAIN_GIN  # noqa: E402
+def _sibling(name: str):
+    """tools/NAME.py, loaded by path: tools/ is a folder of scripts, not a package (the
+    planner's logic moves into the library with issue #29)."""
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
+        f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plan_run = _sibling("plan_run")
+GIB, GIN_MODELS, TABLE3, TRAIN_GIN = (plan_run.GIB, plan_run.GIN_MODELS, plan_run.TABLE3,
+                                      plan_run.TRAIN_GIN)
 
 
 def rss_bytes(field: str) -> int:

@@ -14,21 +14,18 @@ Usage: python tools/photo_folder.py --size 384 --num 60 --out /tmp/photos_384
 
 import argparse
 import os
-import pathlib
 import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests.photos
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from tests.photos import MAX_CROP, PHOTOS, photo_canvases  # noqa: E402
+from dctformer_tf.data.photos import MAX_CROP, PHOTOS, photo_canvases  # noqa: E402
 
 
 def write_photo_folder(out: str, size: int, num: int, crop: int = MAX_CROP,
                        seed: int = 0) -> list[str]:
-    """Writes `num` PNGs of `size`² pixels to `out` (`tests.photos.photo_canvases`: crops of
+    """Writes `num` PNGs of `size`² pixels to `out` (`dctformer_tf.data.photos.photo_canvases`: crops of
     min(size, crop) pixels, resized up to `size` with Lanczos when smaller). Returns their
     paths."""
     canvases = photo_canvases(size, num, seed, crop)

@@ -39,7 +39,6 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 GIN_MODELS = ROOT / "gin" / "models"
 GIN_DATA = ROOT / "gin" / "data"
@@ -626,8 +625,8 @@ def measure_encode_seconds(run, num: int = 16, repeats: int = 8, encoder: str = 
     import numpy as np
     import tensorflow as tf
 
+    from dctformer_tf.data.photos import photo_canvases
     from dctformer_tf.data.pipeline import encode_dataset
-    from tests.photos import photo_canvases
 
     images = photo_canvases(run.codec.resolution, num, seed=1)
     source = tf.data.Dataset.from_tensor_slices({"image": images,

@@ -25,8 +25,8 @@ from dctformer_tf.data.sources import get_source
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.model.losses import element_nll, loss_summary
+from dctformer_tf.model.random_init import open_rezero_branches
 from dctformer_tf.train.trainer import DCTransformerTrainer
-from tests.random_init import open_rezero_branches
 
 pytest.importorskip("jax")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dctformer_tf.model.configs import ModelConfig
-from tests.random_init import favour_long_samples, open_rezero_branches
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches
 
 TINY = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads=2,
                    encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],

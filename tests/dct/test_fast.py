@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dctformer_tf.data.photos import photo_crops
 from dctformer_tf.dct import SparseCodec, fused_op, np_fast, np_ops, tf_fast
 from dctformer_tf.dct.fast_plan import GUARD_MARGIN, UNSAFE, fast_plan
 from tests.dct.images import natural, random_image
-from tests.photos import photo_crops
 
 CODECS = [
     dict(quality=75),

@@ -112,7 +112,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast
-from tests.photos import photo_crops
+from dctformer_tf.data.photos import photo_crops
 fused_op.cpu_flags = lambda: []  # no AVX2: the plain C++ loops
 images = photo_crops(64, 6, seed=5)
 for quality, block in ((50, 8), (90, 8), (75, 16), (90, 32)):

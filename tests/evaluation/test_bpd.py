@@ -10,8 +10,8 @@ from dctformer_tf.dct import SparseCodec
 from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.model.configs import ModelConfig
 from dctformer_tf.model.dctransformer import DCTransformer
+from dctformer_tf.model.random_init import open_rezero_branches
 from tests.hand_likelihood import hand_log_likelihoods
-from tests.random_init import open_rezero_branches
 
 CONFIG = ModelConfig(resolution=16, block_size=8, clip=200, d_model=16, num_heads=2, key_size=8,
                      encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],

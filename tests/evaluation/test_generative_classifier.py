@@ -16,11 +16,11 @@ from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.evaluation.generative_classifier import class_bits, generative_classification
 from dctformer_tf.model.dctransformer import DCTransformer
+from dctformer_tf.model.random_init import open_rezero_branches
 from dctformer_tf.runs import CHECKPOINT_DIR, RunSettings, write_run_file
 from tests.evaluation.test_bpd import CONFIG as UNCONDITIONAL
 from tests.evaluation.test_bpd import MAX_LENGTH
 from tests.hand_likelihood import hand_log_likelihoods
-from tests.random_init import open_rezero_branches
 
 CONFIG = dataclasses.replace(UNCONDITIONAL, num_classes=3)
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "generative_classifier.py")

@@ -10,10 +10,10 @@ from PIL import Image
 
 from dctformer_tf.cli.main import main
 from dctformer_tf.data.image_io import load_image
+from dctformer_tf.data.photos import photo_crops
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.evaluation.lengths import PERCENTILES, length_statistics, measure_lengths
 from dctformer_tf.evaluation.plots import HISTOGRAM_COLORS, length_histogram_figure
-from tests.photos import photo_crops
 
 
 @pytest.fixture(scope="module")

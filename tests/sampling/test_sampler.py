@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import favour_long_samples, open_rezero_branches
 from dctformer_tf.sampling import Sampler, SamplingSettings, masks
-from tests.random_init import favour_long_samples, open_rezero_branches
 from tests.sampling.stub_model import RandomModel, ScriptedModel, random_sequence
 
 CODEC = SparseCodec(block_size=8, quality=75, resolution=32)  # G = 4, P = 16, C = 192

@@ -3,7 +3,7 @@ geometry yields, per encoded sequence, floor(r·q) or ceil(r·q) examples, q = m
 
 import numpy as np
 
-from tests.photos import photo_canvases
+from dctformer_tf.data.photos import photo_canvases
 from tests.tools import load_tool
 
 bench_input = load_tool("bench_input")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.photos import photo_crops
+from dctformer_tf.data.photos import photo_crops
 from tests.tools import load_tool
 
 

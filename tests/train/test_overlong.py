@@ -10,8 +10,8 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dctformer_tf.data.photos import photo_crops
 from dctformer_tf.dct import SparseCodec
-from tests.photos import photo_crops
 from tests.train.test_experiment import _train
 
 MAX_LENGTH = 600  # photos at 32 px (tiny.gin) stay under it, noise does not

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from dctformer_tf.model.configs import ModelConfig
+from dctformer_tf.model.random_init import open_rezero_branches
 from dctformer_tf.train.trainer import DCTransformerTrainer
-from tests.random_init import open_rezero_branches
 
 CONFIG = ModelConfig(resolution=32, block_size=8, clip=1200, d_model=32, num_heads=2,
                      encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],

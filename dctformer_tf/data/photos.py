@@ -1,9 +1,17 @@
-"""Photo crops for tests and benchmarks: natural images that ship inside scikit-image
-(`skimage.data`), so nothing is downloaded. A test helper, not part of the package;
-`tools/bench_codec.py` imports it too."""
+"""Photo crops for benchmarks and tests: natural images that ship inside scikit-image
+(`skimage.data`), so nothing is downloaded. scikit-image comes with the test extra
+(`pip install -e ".[test]"`); it is imported on first use, with a clear error without it."""
 
 import numpy as np
-from skimage import data as skdata
+
+
+def _skimage_data():
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError("the sample photos come from scikit-image: pip install -e "
+                          '".[test]"') from None
+    return data
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 
@@ -11,7 +19,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
 def photo_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
     """uint8 [num, size, size, 3] random crops of the scikit-image photos."""
     rng = np.random.default_rng(seed)
-    photos = [np.asarray(getattr(skdata, name)())[..., :3] for name in PHOTOS]
+    photos = [np.asarray(getattr(_skimage_data(), name)())[..., :3] for name in PHOTOS]
     crops = []
     for i in range(num):
         photo = photos[i % len(photos)]

@@ -66,13 +66,7 @@ def compiler() -> str | None:
 
 def cpu_flags() -> list:
     """Vector-unit flags for this CPU. Not -march=native: TensorFlow's Eigen headers fail to
-    compile with AVX-512 FP16 enabled, and AVX2 + FMA already fill the 8-wide DCT rows.
-
-    `DCTFORMER_OP_FLAGS`, when set, replaces them (space-separated; empty: the plain loops):
-    `tools/asan_fused_op.py` builds with `-fsanitize=address` this way.
-    """
-    if "DCTFORMER_OP_FLAGS" in os.environ:
-        return os.environ["DCTFORMER_OP_FLAGS"].split()
+    compile with AVX-512 FP16 enabled, and AVX2 + FMA already fill the 8-wide DCT rows."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return []
     try:

@@ -16,6 +16,7 @@ import os
 import re
 
 from dctformer_tf.data.layout import Chunking
+from dctformer_tf.data.source_settings import DataSettings  # noqa: F401  (re-exported)
 from dctformer_tf.dct import SparseCodec
 from dctformer_tf.model import DCTransformer
 from dctformer_tf.model.configs import (  # noqa: F401  (re-exported)
@@ -45,31 +46,9 @@ def _open(path: str, mode: str = "r"):
 def _exists(path: str) -> bool:
     return _tf().io.gfile.exists(path) if "://" in path else os.path.exists(path)
 
+
 RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoints"
-
-# The `ModelConfig` fields that the codec and the chunking decide; everything else in it is
-# architecture. They are derived, never bound: that is what keeps data, model, sampler,
-# scoring and export on one grid and one window.
-@dataclasses.dataclass(frozen=True)
-class DataSettings:
-    """Where a run's images come from (`data.sources.get_source`).
-
-    Args:
-      source: str. "shapes", "folder:/path" or a TFDS name.
-      data_dir: str or None. TFDS data directory.
-      train_split: str. The split the run trains on.
-      eval_split: str. The held-out split of its evaluations.
-    """
-
-    source: str
-    data_dir: str | None = None
-    train_split: str = "train"
-    eval_split: str = "test"
-
-    def source_kwargs(self) -> dict:
-        """Extra keyword arguments of `get_source` for this source."""
-        return {"data_dir": self.data_dir} if self.data_dir else {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,10 +99,28 @@ def test_no_import_cycle_between_subpackages():
     assert _cycles(layers) == []
 
 
-@pytest.mark.parametrize("layer", ["sampling", "export", "evaluation", "runs", "model", "data",
-                                   "dct"])
+@pytest.mark.parametrize("layer", ["plan", "sampling", "export", "evaluation", "runs", "model",
+                                   "data", "dct"])
 def test_below_the_trainer_nothing_imports_train_or_cli(layer):
     for name, targets in GRAPH.items():
         if _layer(name) == layer:
             wrong = {t for t in targets if _layer(t) in ("train", "cli")}
             assert not wrong, f"{name} imports {sorted(wrong)}"
+
+
+def test_the_planner_builds_on_the_layers_below_the_run_layer_only():
+    """`dctformer_tf.plan` sizes models and batches: it reads `dct`, `data`, `model` and
+    `runs`, never gin (the tools read the gin files for it), and no module of the package
+    reads it (tools do)."""
+    allowed = {"plan", "dct", "data", "model", "runs", "__init__"}
+    for name, targets in GRAPH.items():
+        if _layer(name) == "plan":
+            wrong = {t for t in targets if _layer(t) not in allowed}
+            assert not wrong, f"{name} imports {sorted(wrong)}"
+            tree = ast.parse(MODULES[name].read_text())
+            modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                       for a in n.names]
+            modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+            assert not [m for m in modules if m.split(".")[0] == "gin"], name
+        else:
+            assert not {t for t in targets if _layer(t) == "plan"}, f"{name} imports plan"

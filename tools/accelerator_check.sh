@@ -120,10 +120,10 @@ if [[ $STAGES == *a* ]]; then
 fi
 
 # --- b + c. train steps, MFU, memory against the plan --------------------------------------
-LSUN_DEPTH=(--gin_bindings "build_model.encoder_spec = [(1, 2)]"
-            --gin_bindings "build_model.channel_spec = [(1, 2)]"
-            --gin_bindings "build_model.position_spec = [(1, 2)]"
-            --gin_bindings "build_model.value_spec = [(1, 2)]")
+LSUN_DEPTH=(--gin_bindings "architecture.encoder_spec = [(1, 2)]"
+            --gin_bindings "architecture.channel_spec = [(1, 2)]"
+            --gin_bindings "architecture.position_spec = [(1, 2)]"
+            --gin_bindings "architecture.value_spec = [(1, 2)]")
 if [[ $DRY_RUN == 1 ]]; then
   SMALL=(--config tiny --label small --batch 2 --steps 2)
   WIDE=(--config tiny --label lsun-width --batch 2 --steps 2 "${LSUN_DEPTH[@]}")

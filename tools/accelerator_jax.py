@@ -12,7 +12,8 @@ with no TensorFlow (or, with JAX_PLATFORMS=cpu, on this machine for --dry-run).
 random valid sequences of the config's `max_length`, expanded on the device as in training:
 step time, loss tokens per second, MFU (model FLOPs, `model.flops`, against the matmul
 peak measured in the same process), and the device's peak memory against the memory plan
-(`tools/plan_run.py --predict`, same config, batch and bindings). One JSON line.
+(`dctformer_tf.plan`, as `tools/plan_run.py --predict` gives it for the same config, batch
+and bindings). One JSON line.
 `choose`: the `shapes` model for the timed run (stage d), from `step`'s measured MFU (module
 docstring of `choose_model`). One JSON line.
 """
@@ -21,7 +22,6 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -29,18 +29,17 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
-from dctformer_tf.data.layout import SequenceLayout  # noqa: E402
-from dctformer_tf.data.numpy_input import (  # noqa: E402
-    chunk_bounds,
-    compact_examples,
-    pack_sequences,
-    sample_chunk_index,
-)
 from dctformer_tf.model.configs import count_parameters  # noqa: E402
 from dctformer_tf.model.flops import train_step_flops  # noqa: E402
-from dctformer_tf.runs import DataSettings, RunSettings, build_run_model  # noqa: E402
+from dctformer_tf.plan import (  # noqa: E402
+    config_files,
+    model_from_config,
+    predictions,
+    random_compact_batch,
+    setting_key,
+)
+from dctformer_tf.runs import DataSettings, build_run_model  # noqa: E402
 from dctformer_tf.train.gin_model import (  # noqa: E402
     config_from_bindings,
     read_bindings,
@@ -79,29 +78,6 @@ def matmul_peak(size: int, dtype: str, repeats: int = 10) -> float:
     return 2 * size**3 / best
 
 
-def random_batch(run: RunSettings, batch: int, seed: int = 0) -> dict:
-    """A compact batch of random valid sequences of `run.max_length // 2` elements (distinct
-    sorted coefficients, random values), chunks drawn by the paper's law."""
-    rng = np.random.default_rng(seed)
-    codec, layout = run.codec, SequenceLayout.of_codec(run.codec)
-    length = max(2, run.max_length // 2)
-    coefficients = layout.dct_channels * layout.num_positions
-    triples = np.zeros((batch, run.max_length, 3), np.int32)
-    for row in triples:
-        flat = np.sort(rng.choice(coefficients, length - 1, replace=False))
-        row[:length - 1] = np.stack([flat // layout.num_positions, flat % layout.num_positions,
-                                     rng.integers(0, layout.num_values, length - 1)], axis=1)
-        row[length - 1] = (codec.eos, 0, 0)
-    lengths = np.full(batch, length, np.int32)
-    packed = {**pack_sequences(triples, lengths, layout),
-              "content_hw": np.full((batch, 2), codec.resolution, np.int32),
-              "label": np.zeros(batch, np.int32)}
-    chunking = run.chunking
-    index = sample_chunk_index(lengths, chunking.chunk_size, 0.1, 3.0, rng)
-    chunk_bounds(lengths, index, chunking.chunk_size, chunking.overlap)  # checks the index
-    return compact_examples(packed, index, chunking.chunk_size, chunking.overlap)
-
-
 def device_peak_bytes() -> int | None:
     """The device allocator's peak bytes in use (None where the backend has no statistics,
     as on the CPU)."""
@@ -109,32 +85,19 @@ def device_peak_bytes() -> int | None:
     return None if not stats else int(stats.get("peak_bytes_in_use", 0)) or None
 
 
-def planned_bytes(config: str, batch: int, bindings: list, setting: str) -> dict | None:
-    """`tools/plan_run.py --predict` for the same config, batch and bindings."""
-    command = [sys.executable, str(ROOT / "tools" / "plan_run.py"), "--config", config,
-               "--predict", str(batch)]
-    for line in bindings:
-        command += ["--gin_bindings", line]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    if result.returncode:
-        print(f"plan_run failed: {result.stderr.strip()[-500:]}", file=sys.stderr)
-        return None
-    predicted = json.loads(result.stdout)[config]
+def planned_bytes(name: str, run, batch: int, setting: str) -> dict:
+    """The memory plan's per-replica bytes (`dctformer_tf.plan.predictions`, what
+    `tools/plan_run.py --predict` prints) for the same config, batch and bindings."""
+    sizes = model_from_config(name, run.model, max_length=run.max_length)
+    predicted = predictions([sizes], batch)[name]
     return {"parameters": predicted["parameters"], "planned_bytes": predicted[setting]}
-
-
-def run_files(config: str) -> list:
-    data = ROOT / "gin" / "data" / f"{config}.gin"
-    return [ROOT / "gin" / "models" / f"{config}.gin",
-            data if data.exists() else ROOT / "gin" / "data" / "shapes.gin",
-            ROOT / "gin" / "runs" / "train.gin"]
 
 
 def measure_step(args) -> dict:
     bindings = list(args.gin_bindings or [])
     if args.remat:
-        bindings.append("build_model.remat = True")
-    bound = read_bindings(run_files(args.config), bindings)
+        bindings.append("architecture.remat = True")
+    bound = read_bindings(config_files(ROOT / "gin", args.config), bindings)
     run = run_from_bindings(bound, DataSettings("shapes"))  # random sequences: no source read
     config = run.model
     dtype = "bfloat16" if args.bf16 else "float32"
@@ -143,7 +106,7 @@ def measure_step(args) -> dict:
         keras.config.set_dtype_policy("mixed_bfloat16")
     model = build_run_model(run, model_class=DCTransformerTrainer)
     model.compile(optimizer=MonitoredAdam(1e-4), jit_compile=True)
-    batch = random_batch(run, args.batch)
+    batch = random_compact_batch(run, args.batch)
 
     def steps(n):
         for _ in range(n):
@@ -173,13 +136,11 @@ def measure_step(args) -> dict:
     }
     peak_bytes = device_peak_bytes()
     result["peak_gib"] = None if peak_bytes is None else round(peak_bytes / GIB, 3)
-    setting = f"{'bfloat16' if args.bf16 else 'float32'}{'+remat' if args.remat else ''}"
-    plan = planned_bytes(args.config, args.batch, bindings, setting)
-    if plan is not None:
-        result["planned_gib"] = round(plan["planned_bytes"] / GIB, 3)
-        result["plan_parameters"] = plan["parameters"]
-        if peak_bytes:
-            result["measured_over_plan"] = round(peak_bytes / plan["planned_bytes"], 3)
+    plan = planned_bytes(args.config, run, args.batch, setting_key(dtype, args.remat))
+    result["planned_gib"] = round(plan["planned_bytes"] / GIB, 3)
+    result["plan_parameters"] = plan["parameters"]
+    if peak_bytes:
+        result["measured_over_plan"] = round(peak_bytes / plan["planned_bytes"], 3)
     return result
 
 
@@ -194,10 +155,10 @@ def choose_model(small: dict, minutes: float, max_weights_mib: float,
     peak = next(v for k, v in small.items() if k.startswith("matmul_peak_")) * 1e12
     chosen = None
     for d_model, heads, key_size, spec, value_spec in CANDIDATES:
-        bindings = [f"build_model.d_model = {d_model}", f"build_model.num_heads = {heads}",
-                    f"build_model.key_size = {key_size}", f"build_model.encoder_spec = {spec}",
-                    f"build_model.channel_spec = {spec}", f"build_model.position_spec = {spec}",
-                    f"build_model.value_spec = {value_spec}"]
+        bindings = [f"architecture.d_model = {d_model}", f"architecture.num_heads = {heads}",
+                    f"architecture.key_size = {key_size}", f"architecture.encoder_spec = {spec}",
+                    f"architecture.channel_spec = {spec}", f"architecture.position_spec = {spec}",
+                    f"architecture.value_spec = {value_spec}"]
         config = config_from_bindings({**bound, **read_bindings([], bindings)})
         parameters = count_parameters(config.model_kwargs())
         batch = int(bound["train.batch_size"])
@@ -226,7 +187,7 @@ def main(argv=None) -> int:
     step.add_argument("--batch", type=int, required=True)
     step.add_argument("--steps", type=int, default=10, help="timed steps after the first")
     step.add_argument("--bf16", action="store_true", help="mixed_bfloat16 policy")
-    step.add_argument("--remat", action="store_true", help="build_model.remat = True")
+    step.add_argument("--remat", action="store_true", help="architecture.remat = True")
     step.add_argument("--gin_bindings", action="append", help="gin line, repeatable")
     step.add_argument("--label", default=None, help="the row's name in the table")
     step.add_argument("--peak-size", type=int, default=8192, help="matmul side for the peak")

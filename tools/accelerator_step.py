@@ -25,39 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from dctformer_tf.plan import random_compact_batch  # noqa: E402
 from dctformer_tf.runs import build_run_model  # noqa: E402
 from dctformer_tf.train.experiment import build_run_settings  # noqa: E402
 from dctformer_tf.train.trainer import DCTransformerTrainer  # noqa: E402
 
 GIB = 2**30
-
-
-def random_batch(run_settings, batch: int, length: int | None = None, seed: int = 0) -> dict:
-    """A compact training batch, as the input pipeline feeds the step (packed sequences and
-    chunk bounds, expanded on the device), of random valid sequences: `length` elements each
-    (default: half the run's `max_length`), at distinct sorted coefficients with random
-    values; chunks drawn as in training."""
-    from dctformer_tf.data.chunking import chunk_dataset
-
-    rng = np.random.default_rng(seed)
-    codec, max_length = run_settings.codec, run_settings.max_length
-    length = min(length or max_length // 2, max_length)
-    coefficients = codec.dct_channels * codec.num_positions
-    triples = np.zeros((batch, max_length, 3), "int32")
-    for row in triples:
-        flat = np.sort(rng.choice(coefficients, length - 1, replace=False))
-        row[: length - 1] = np.stack([flat // codec.num_positions, flat % codec.num_positions,
-                                      rng.integers(0, codec.num_values, length - 1)], axis=1)
-        row[length - 1] = (codec.eos, 0, 0)
-    sequences = tf.data.Dataset.from_tensor_slices({
-        "triples": triples, "length": np.full(batch, length, "int32"),
-        "content_hw": np.zeros((batch, 2), "int32"), "label": np.zeros(batch, "int32")})
-    chunking = run_settings.chunking
-    return next(iter(chunk_dataset(sequences.repeat(), codec, chunking.chunk_size,
-                                   chunking.overlap, batch, seed)))
 
 
 def device_memory(device: str) -> dict:
@@ -70,7 +45,7 @@ def device_memory(device: str) -> dict:
 def run(args) -> dict:
     bindings = ["train.model_dir = '/tmp/unused'"]
     if args.remat:
-        bindings.append("build_model.remat = True")
+        bindings.append("architecture.remat = True")
     # The config's own data file sets its max_length (the compact batch's size); the CPU
     # models (tiny, small) have none and train on shapes.
     data_file = ROOT / "gin/data" / f"{args.config}.gin"
@@ -86,7 +61,7 @@ def run(args) -> dict:
     model = build_run_model(run_settings, model_class=DCTransformerTrainer)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=True)
     model.optimizer.build(model.trainable_variables)
-    data = tf.data.Dataset.from_tensors(random_batch(run_settings, args.batch)).repeat()
+    data = tf.data.Dataset.from_tensors(random_compact_batch(run_settings, args.batch)).repeat()
     before = device_memory(device)["current"]
     if hasattr(tf.config.experimental, "reset_memory_stats"):
         try:
@@ -118,7 +93,7 @@ def main():
                         help="a gin/models file name: lsun, ffhq, imagenet, ...")
     parser.add_argument("--batch", type=int, required=True, help="per-device batch")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after the first")
-    parser.add_argument("--remat", action="store_true", help="build_model.remat = True")
+    parser.add_argument("--remat", action="store_true", help="architecture.remat = True")
     parser.add_argument("--bf16", action="store_true", help="mixed_bfloat16 policy")
     parser.add_argument("--planned-gib", type=float, default=None,
                         help="the plan's per-replica total, to print the ratio")

@@ -43,7 +43,7 @@ def child(args) -> int:
     import tensorflow as tf
 
     from dctformer_tf.data.photos import photo_crops
-    from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast
+    from dctformer_tf.dct import SparseCodec, fused_op, np_fast
 
     def images_for(codec, rng):
         """Photos, noise, flat and saturated images: uint8 [N, size, size, 3]."""
@@ -69,7 +69,7 @@ def child(args) -> int:
         cases.append((SparseCodec(quality=90), noise.integers(0, 256, shape + (3,))
                       .astype(np.uint8), 5000))
     for codec, images, max_length in cases:
-        got = tf_fast.encode_canvas(tf.constant(images), codec, max_length, encoder="fused")
+        got = fused_op.encode_canvas(tf.constant(images), codec, max_length)
         want = np_fast.encode_canvas(images, codec, max_length)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)

@@ -1,6 +1,6 @@
 """Codec throughput, side by side in one run: the tf.data sparse-sequence encoder (with the
-fused kernel, and as TensorFlow ops), the XLA-compatible encoder (as inside a compiled step), the numpy twins and Pillow's JPEG encoder
-at the same quality, on the same images; plus sequence-length statistics per quality.
+fused kernel, and as TensorFlow ops), the numpy twins and Pillow's JPEG encoder at the same
+quality, on the same images; plus sequence-length statistics per quality.
 
 Images: 64x64 `shapes` (the embedded data) and 64x64 / 256x256 crops of the natural photos
 that scikit-image ships (astronaut, coffee, chelsea, rocket, hubble_deep_field, retina).
@@ -12,8 +12,8 @@ all of them alike. tf.data is timed in steady state (an iterator already running
 training), with its default parallelism; Pillow and numpy run on one thread.
 
 Columns: img/s of each contender (tf.data with the fused kernel, tf.data with the
-TensorFlow-ops encoder, the fused kernel alone on batches of 32 already in memory, the
-XLA-compatible encoder, the numpy fast twin, the float64 numpy reference, Pillow), ratios to
+TensorFlow-ops encoder, the fused kernel alone on batches of 32 already in memory, the numpy
+fast twin, the float64 numpy reference, Pillow), ratios to
 Pillow, and process CPU µs per image of tf.data (fused, all its threads), of the kernel alone
 and of Pillow: tf.data's against Pillow's is the per-core comparison, tf.data's less the
 kernel's what the pipeline around the kernel costs.
@@ -38,7 +38,7 @@ from PIL import Image  # noqa: E402
 from dctformer_tf.data.photos import photo_crops  # noqa: E402
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
 from dctformer_tf.data.shapes import shapes_arrays  # noqa: E402
-from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast  # noqa: E402
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast  # noqa: E402
 
 SETS = {
     "shapes64": lambda num: shapes_arrays("test", num)[0],
@@ -73,17 +73,11 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
 
         return run
 
-    xla = tf.function(lambda x: codec.tf_encode_canvas(x, max_length, xla_compatible=True),
-                      jit_compile=True)
     batches = [tf.constant(images[i : i + args.batch]) for i in range(0, num, args.batch)]
-
-    def run_xla():
-        for batch in batches:
-            xla(batch)[1].numpy()
 
     def run_kernel():
         for batch in batches:
-            tf_fast.encode_canvas(batch, codec, max_length, encoder="fused")[1].numpy()
+            fused_op.encode_canvas(batch, codec, max_length)[1].numpy()
 
     def run_numpy():
         for i in range(0, num, args.batch):
@@ -93,11 +87,11 @@ def contenders(images: np.ndarray, codec: SparseCodec, max_length: int, args) ->
         for im in images:
             Image.fromarray(im).save(io.BytesIO(), "JPEG", quality=codec.quality, subsampling=2)
 
-    runs = {"tf": tf_data("fused"), "ops": tf_data("ops"), "kernel": run_kernel, "xla": run_xla,
+    runs = {"tf": tf_data("fused"), "ops": tf_data("ops"), "kernel": run_kernel,
             "numpy": run_numpy, "pillow": run_pillow}
     if not fused_op.available():  # the columns of the fused kernel read nan
         del runs["tf"], runs["kernel"]
-    for name in ("tf", "ops", "kernel", "xla"):  # start the pipelines, compile
+    for name in ("tf", "ops", "kernel"):  # start the pipelines, compile
         if name in runs:
             runs[name]()
     return runs
@@ -154,19 +148,19 @@ def main():
     print(f"tf {tf.__version__}, {os.cpu_count()} CPU cores, {args.num} images per set, "
           f"{args.rounds} rounds, consumer batch {args.batch}, "
           f"encode batch {args.encode_batch or 'auto'}")
-    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'tf ops':>7} {'kernel':>7} {'XLA':>7} "
+    print(f"{'images':<10} {'q':>3} {'tf.data':>8} {'tf ops':>7} {'kernel':>7} "
           f"{'numpy':>7} {'np ref':>7} {'Pillow':>7} {'tf/Pil':>7} {'ops/Pil':>8} "
-          f"{'XLA/Pil':>8} {'np/Pil':>7} {'tf cpu':>7} {'ker cpu':>8} {'Pil cpu':>8} "
+          f"{'np/Pil':>7} {'tf cpu':>7} {'ker cpu':>8} {'Pil cpu':>8} "
           f"{'len mean':>9} {'p50':>7} {'p95':>7} {'max':>7}")
     for name, images in sets.items():
         for quality in args.qualities:
             r = bench(images, quality, args)
             lengths, pillow = r["lengths"], r["pillow"]
             print(f"{name:<10} {quality:>3} {r['tf']:>8.0f} {r['ops']:>7.0f} "
-                  f"{r['kernel']:>7.0f} {r['xla']:>7.0f} "
+                  f"{r['kernel']:>7.0f} "
                   f"{r['numpy']:>7.0f} {r['reference']:>7.0f} {pillow:>7.0f} "
                   f"{r['tf'] / pillow:>7.2f} {r['ops'] / pillow:>8.2f} "
-                  f"{r['xla'] / pillow:>8.2f} {r['numpy'] / pillow:>7.2f} "
+                  f"{r['numpy'] / pillow:>7.2f} "
                   f"{1e6 * r['tf cpu']:>7.0f} {1e6 * r['kernel cpu']:>8.0f} "
                   f"{1e6 * r['pillow cpu']:>8.0f} "
                   f"{lengths.mean():>9.0f} {np.percentile(lengths, 50):>7.0f} "

@@ -1,31 +1,30 @@
 """The training input pipeline at paper scale, measured on this host (docs/benchmarks.md,
 "Input pipeline").
 
-1. Host->device bytes per training example for every Table 3 config: the dense example the
-   pipeline used to ship (int32 partial image [G, G, C] and windows, `make_training_example`)
-   against the compact one it ships now (`chunk_dataset`: packed sequence and chunk bounds).
-   Read from the datasets' element specs at the configs' full sizes; nothing is encoded.
-2. Encodes per training example at LSUN-like lengths: photo canvases (random resized crops of
-   the scikit-image photos, `tests/photos.py: photo_canvases`) at the LSUN geometry (384²,
-   S = 8, q75), through the real pipeline (encoder, `max_length` and `l_max` of
-   gin/data/lsun.gin, length filter, chunk choice), one pass: encodes / examples, for one
-   example per encode (the paper's pipeline) and for `--examples_per_encode`.
+1. Host->device bytes per training example for every Table 3 config: a dense example (int32
+   partial image [G, G, C] and windows, `make_training_example`) against the compact one
+   the pipeline ships (`chunk_dataset`: packed sequence and chunk bounds). Read from the
+   datasets' element specs at the configs' full sizes; nothing is encoded.
+2. Encodes per training example at LSUN-like lengths: photo canvases (random resized crops
+   of the scikit-image photos, `dctformer_tf.data.photos.photo_canvases`) at the LSUN
+   geometry (384², S = 8, q75), through the real pipeline (encoder, `max_length` and
+   `l_max` of gin/data/lsun.gin, length filter, chunk choice), one pass: encodes /
+   examples, for one example per encode (the paper's pipeline) and for
+   `--examples_per_encode`.
 3. Host cost: wall seconds and process CPU seconds per encode and per example of that pass.
 4. The cost of building the dense inputs of a compact batch (`chunking.expand_chunks`, XLA
-   on this CPU) against the old host-side dense build (`make_training_example` in tf.data),
-   per example, at the LSUN geometry on random valid sequences of `--length` elements.
+   on this CPU) against a host-side dense build (`make_training_example` in tf.data), per
+   example, at the LSUN geometry on random valid sequences of `--length` elements.
 
 Usage: python tools/bench_input.py [--num 96] [--examples_per_encode 8] [--length 25000] [--json]
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -34,22 +33,17 @@ import tensorflow as tf  # noqa: E402
 from dctformer_tf.data import chunking  # noqa: E402
 from dctformer_tf.data.compact import SequenceLayout  # noqa: E402
 from dctformer_tf.data.pipeline import encode_dataset  # noqa: E402
+from dctformer_tf.plan import TABLE3, config_files, random_compact_batch  # noqa: E402
+from dctformer_tf.plan.input_side import example_bytes  # noqa: E402
+from dctformer_tf.train.gin_model import read_bindings, run_from_bindings  # noqa: E402
+
+GIN = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
 
-def _sibling(name: str):
-    """tools/NAME.py, loaded by path: tools/ is a folder of scripts, not a package (the
-    planner's logic moves into the library with issue #29)."""
-    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
-        f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-random_batch = _sibling("accelerator_step").random_batch
-_plan_run = _sibling("plan_run")
-TABLE3, example_bytes, run_input_settings = (_plan_run.TABLE3, _plan_run.example_bytes,
-                                             _plan_run.run_input_settings)
+def run_settings(name: str) -> tuple:
+    """(RunSettings, l_max) of config NAME, read from its gin files."""
+    bound = read_bindings(config_files(GIN, name))
+    return run_from_bindings(bound), bound.get("build_chunks.l_max")
 
 
 def encode_pass(images: np.ndarray, run, l_max, examples_per_encode: int) -> dict:
@@ -76,8 +70,10 @@ def encode_pass(images: np.ndarray, run, l_max, examples_per_encode: int) -> dic
 
 
 def expansion_cost(run, length: int, batch: int = 8, repeats: int = 10) -> dict:
-    """Seconds per example of the on-device expansion (XLA) and of the old host build."""
-    compact_batch = random_batch(run, batch, length)
+    """Seconds per example of the on-device expansion (XLA) and of a host-side dense build
+    (`make_training_example` in tf.data)."""
+    compact_batch = {key: tf.constant(value)
+                     for key, value in random_compact_batch(run, batch, length).items()}
     layout = SequenceLayout.of_codec(run.codec)
     window = run.chunking.window
     expand = tf.function(lambda b: chunking.expand_chunks(b, layout, window)["partial_image"],
@@ -116,13 +112,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from dctformer_tf.data.photos import photo_canvases
 
-    settings = {name: run_input_settings(name) for name in TABLE3}
+    settings = {name: run_settings(name) for name in TABLE3}
     sizes = {}
-    for name, (run, *_) in settings.items():
+    for name, (run, _) in settings.items():
         layout = SequenceLayout.of_codec(run.codec)
         sizes[name] = {**example_bytes(run), "bytes_per_element": layout.bytes_per_element,
                        "max_length": run.max_length}
-    run, l_max = settings["lsun"][:2]
+    run, l_max = settings["lsun"]
     images = photo_canvases(run.codec.resolution, args.num, seed=0)
     passes = [encode_pass(images, run, l_max, r)
               for r in sorted({1, args.examples_per_encode})]

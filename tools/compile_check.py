@@ -20,15 +20,14 @@ The optimizer must exist for the step to trace (it reads Adam's moments; tracing
 otherwise), so weights and moments take 12 bytes per parameter (8 GB for ImageNet's 672 M).
 
 With `--buffer-assignment` each process dumps XLA's buffer assignment and reports the
-temporary memory the compiled step would allocate at batch 1, beside what
-`tools/plan_run.py` predicts for that step (float32, no remat): its activations, and its
-activations plus all gradients (the plan's sum; XLA frees activations while it makes
-gradients, so its temporary memory should lie between the two).
+temporary memory the compiled step would allocate at batch 1, beside what the memory plan
+(`dctformer_tf.plan`, as `tools/plan_run.py` prints it) predicts for that step (float32, no
+remat): its activations, and its activations plus all gradients (the plan's sum; XLA frees
+activations while it makes gradients, so its temporary memory should lie between the two).
 """
 
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import pathlib
@@ -40,21 +39,11 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-def _sibling(name: str):
-    """tools/NAME.py, loaded by path: tools/ is a folder of scripts, not a package (the
-    planner's logic moves into the library with issue #29)."""
-    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
-        f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dctformer_tf import plan  # noqa: E402
+from dctformer_tf.train import gin_model  # noqa: E402
 
-
-plan_run = _sibling("plan_run")
-GIB, GIN_MODELS, TABLE3, TRAIN_GIN = (plan_run.GIB, plan_run.GIN_MODELS, plan_run.TABLE3,
-                                      plan_run.TRAIN_GIN)
+GIN = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
 
 def rss_bytes(field: str) -> int:
@@ -67,21 +56,13 @@ def rss_bytes(field: str) -> int:
 
 
 def model_config(name: str, depth: int | None):
-    """The `ModelConfig` of gin/models/NAME.gin (with gin/data/NAME.gin and
-    gin/runs/train.gin) and the run's `RunSettings`; `depth` keeps the first `depth` blocks
-    of every layer spec."""
+    """The `ModelConfig` of config NAME (its model, data and train gin files,
+    `dctformer_tf.plan.config_files`) and the run's `RunSettings`; `depth` keeps the first
+    `depth` blocks of every layer spec."""
     import dataclasses
 
-    import gin
-
-    from dctformer_tf.train.experiment import build_run_settings, gin_model_config
-
-    gin.clear_config()
-    gin.parse_config_files_and_bindings(
-        [str(GIN_MODELS / f"{name}.gin"), str(plan_run.data_file(name)), str(TRAIN_GIN)],
-        ["train.model_dir = 'unused'"])  # nothing is written
-    config = gin_model_config()
-    run, _ = build_run_settings()
+    bound = gin_model.read_bindings(plan.config_files(GIN, name))
+    config, run = gin_model.config_from_bindings(bound), gin_model.run_from_bindings(bound)
     if depth:
         specs = {f"{x}_spec": list(getattr(config, f"{x}_spec"))[:depth]
                  for x in ("encoder", "channel", "position", "value")}
@@ -95,7 +76,9 @@ def batch_spec(run) -> dict:
     bounds), which the step itself expands into partial images and windows."""
     import tensorflow as tf
 
-    spec = plan_run.compact_batches(run, plan_run.empty_sequences(run)).element_spec
+    from dctformer_tf.plan.input_side import compact_batches, empty_sequences
+
+    spec = compact_batches(run, empty_sequences(run)).element_spec
     return {name: tf.zeros(s.shape, s.dtype) for name, s in spec.items()}
 
 
@@ -144,13 +127,13 @@ def temp_bytes(dump_dir: str) -> int:
 
 
 def planned_bytes(name: str, depth: int | None) -> dict:
-    """tools/plan_run.py's float32 step at batch 1, the counterpart of XLA's temporary
-    buffer: its activations (the compact input batch aside, an argument of the step; its
-    expansion, made inside the step, counted) and gradients."""
+    """The memory plan's float32 step at batch 1 (`dctformer_tf.plan.predicted_step`), the
+    counterpart of XLA's temporary buffer: its activations (the compact input batch aside,
+    an argument of the step; its expansion, made inside the step, counted) and gradients."""
     config, run = model_config(name, depth)
-    m = plan_run.model_from_config(name, config, max_length=run.max_length)
-    gradients = plan_run.F32 * m.parameters
-    return {"planned_activations_bytes": plan_run.predicted_step(m, 1) - gradients,
+    m = plan.model_from_config(name, config, max_length=run.max_length)
+    gradients = plan.replica_bytes(m, 1, "float32", remat=False)["gradients"]
+    return {"planned_activations_bytes": plan.predicted_step(m, 1) - gradients,
             "planned_gradients_bytes": gradients}
 
 
@@ -191,28 +174,28 @@ def print_table(rows: list[dict]) -> None:
             continue
         line = (f"{name:<17}{r['parameters']:>13,}{r['build_s']:>7.1f}{r['trace_s']:>7.1f}"
                 f"{r['hlo_s']:>7.1f}"
-                f"{r['optimized_hlo_s']:>9.1f}{r['rss_after_build_bytes'] / GIB:>11.2f}"
-                f"{r['peak_rss_bytes'] / GIB:>10.2f}")
+                f"{r['optimized_hlo_s']:>9.1f}{r['rss_after_build_bytes'] / plan.GIB:>11.2f}"
+                f"{r['peak_rss_bytes'] / plan.GIB:>10.2f}")
         if "xla_temp_bytes" in r:
             acts, grads = r["planned_activations_bytes"], r["planned_gradients_bytes"]
-            line += (f"{r['xla_temp_bytes'] / GIB:>10.2f}{acts / GIB:>11.2f}"
-                     f"{(acts + grads) / GIB:>8.2f}   {acts / r['xla_temp_bytes']:.2f}-"
+            line += (f"{r['xla_temp_bytes'] / plan.GIB:>10.2f}{acts / plan.GIB:>11.2f}"
+                     f"{(acts + grads) / plan.GIB:>8.2f}   {acts / r['xla_temp_bytes']:.2f}-"
                      f"{(acts + grads) / r['xla_temp_bytes']:.2f}")
         print(line)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("configs", nargs="*", default=TABLE3, metavar="NAME",
+    parser.add_argument("configs", nargs="*", default=list(plan.TABLE3), metavar="NAME",
                         help="gin/models/NAME.gin (default: the seven Table 3 configs)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--depth", type=int, default=None,
                         help="keep the first DEPTH blocks of every layer spec")
     parser.add_argument("--buffer-assignment", action="store_true",
-                        help="report XLA's temporary memory beside tools/plan_run.py's")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+                        help="report XLA's temporary memory beside the memory plan's")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    missing = [n for n in args.configs if not (GIN_MODELS / f"{n}.gin").exists()]
+    missing = [n for n in args.configs if not (GIN / "models" / f"{n}.gin").exists()]
     if missing:
         parser.error(f"no gin/models file for {', '.join(missing)}")
     if args.depth is not None and args.depth < 1:

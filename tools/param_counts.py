@@ -5,7 +5,8 @@
     python tools/param_counts.py --no-build           # analytic counts only (seconds)
 
 Building creates every weight in float32 (up to ~3 GB for ImageNet) on the CPU; the analytic
-count (`dctformer_tf.model.configs.count_parameters`) is printed beside it as a cross-check.
+count (`dctformer_tf.model.configs.count_parameters`) is printed beside it as a cross-check,
+and the paper's count (`dctformer_tf.plan.PAPER_PARAMETERS`) where the paper has one.
 """
 
 import argparse
@@ -17,36 +18,34 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import gin  # noqa: E402
 import keras  # noqa: E402
 
 from dctformer_tf.model.configs import build_model, count_parameters  # noqa: E402
-from dctformer_tf.train.experiment import gin_model_config  # noqa: E402
+from dctformer_tf.plan import PAPER_PARAMETERS, TABLE3  # noqa: E402
+from dctformer_tf.train.gin_model import config_from_bindings, read_bindings  # noqa: E402
 
-GIN_MODELS = pathlib.Path(__file__).resolve().parents[1] / "gin" / "models"
-TABLE3 = ["lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"]
-
-TRAIN_GIN = pathlib.Path(__file__).resolve().parents[1] / "gin" / "runs" / "train.gin"
+GIN = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
 
-def main():
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="gin model files (default: Table 3 files)")
     parser.add_argument("--no-build", action="store_true", help="analytic counts only")
-    args = parser.parse_args()
-    files = args.files or [str(GIN_MODELS / f"{name}.gin") for name in TABLE3]
+    args = parser.parse_args(argv)
+    files = args.files or [str(GIN / "models" / f"{name}.gin") for name in TABLE3]
 
     print(f"{'config':<14}{'built':>14}{'analytic':>14}{'paper':>10}{'ratio':>8}")
     for path in files:
-        gin.clear_config()
-        # train.gin binds the codec and chunking; its run-only train.model_dir gets a dummy.
-        gin.parse_config_files_and_bindings([path, str(TRAIN_GIN)], ["train.model_dir = ''"])
-        paper = gin.query_parameter("%PAPER_PARAMETERS")
-        model = build_model(build=not args.no_build, **dataclasses.asdict(gin_model_config()))
+        # train.gin binds the codec and chunking from the model file's macros.
+        config = config_from_bindings(read_bindings([path, GIN / "runs" / "train.gin"]))
+        model = build_model(build=not args.no_build, **dataclasses.asdict(config))
         analytic = count_parameters(model.get_config())
         built = "-" if args.no_build else f"{model.count_params():,}"
         name = pathlib.Path(path).stem
-        print(f"{name:<14}{built:>14}{analytic:>14,}{paper / 1e6:>9.0f}M{analytic / paper:>8.3f}")
+        paper = PAPER_PARAMETERS.get(name)
+        against = (f"{paper / 1e6:>9.0f}M{analytic / paper:>8.3f}" if paper
+                   else f"{'-':>10}{'-':>8}")
+        print(f"{name:<14}{built:>14}{analytic:>14,}{against}")
         del model
         keras.backend.clear_session()
         gc.collect()

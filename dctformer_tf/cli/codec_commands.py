@@ -94,8 +94,8 @@ def run_show(args):
     from PIL import Image
 
     from dctformer_tf.data.image_io import load_image
-    from dctformer_tf.dct.jpeg import jpeg_bits_per_pixel
     from dctformer_tf.dct.progressive import progressive_strip
+    from dctformer_tf.evaluation.jpeg import jpeg_bits_per_pixel
 
     codec = codec_from_args(args)
     image = load_image(args.image)

@@ -22,10 +22,13 @@ _EXPORTS = {
     "render_shapes": "shapes",
     "sample_scene": "shapes",
     "shapes_arrays": "shapes",
+    "Shard": "shard",
     "get_source": "sources",
-    "image_folder_dataset": "sources",
     "shapes_dataset": "sources",
-    "tfds_dataset": "sources",
+    "image_folder_dataset": "folder_source",
+    "scan_image_folder": "folder_source",
+    "tfds_dataset": "tfds_source",
+    "tfds_source": "tfds_source",
 }
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "SHAPE_CLASSES",
     "Scene",
     "Shape",
+    "Shard",
     "decode_image_bytes",
     "encode_dataset",
     "encode_lengths",
@@ -42,9 +46,11 @@ __all__ = [
     "load_image",
     "render_shapes",
     "sample_scene",
+    "scan_image_folder",
     "shapes_arrays",
     "shapes_dataset",
     "tfds_dataset",
+    "tfds_source",
 ]
 
 

@@ -45,9 +45,8 @@ from dctformer_tf.data.expansion import (  # noqa: F401  (re-exported)
     chunk_windows,
     expand_chunks,
     is_compact,
-    start_triple,
 )
-from dctformer_tf.data.layout import Chunking  # noqa: F401  (re-exported)
+from dctformer_tf.data.layout import Chunking, ChunkPolicy  # noqa: F401  (re-exported)
 from dctformer_tf.dct import SparseCodec
 
 
@@ -250,19 +249,16 @@ def chunk_dataset(
     overlap: int,
     batch_size: int,
     seed: int,
-    p_min: float = 0.1,
-    l_max: int | None = None,
-    shuffle_buffer: int = 1024,
+    policy: ChunkPolicy | None = None,
     drop_remainder: bool = True,
-    power: float = 3.0,
-    loss_from_channel: int = 0,
-    examples_per_encode: int = 1,
+    **policy_fields,
 ) -> tf.data.Dataset:
     """Sequences -> batches of compact training examples for `model.fit`.
 
     length policy (each sequence yields `examples_from_sequence` examples; a kept one is
-    packed once, before its repeats) -> chunk choice per example -> shuffle -> chunk bounds -> batch -> prefetch. The dense partial
-    images and windows are built on the device (`expand_chunks`, called by the trainer).
+    packed once, before its repeats) -> chunk choice per example -> shuffle -> chunk bounds
+    -> batch -> prefetch. The dense partial images and windows are built on the device
+    (`expand_chunks`, called by the trainer).
 
     Args:
       sequences: dataset of `encode_dataset` examples (static `triples` shape). Repeat it
@@ -272,19 +268,20 @@ def chunk_dataset(
       chunk_size, overlap: target chunk size and decoder context; window T = their sum.
       batch_size: int. Batch size of this input pipeline.
       seed: int. Seeds the length policy, chunk choice and shuffle; same seed, same batches.
-      p_min, power: chunk choice `P(k) ∝ max((k+1)^−power, p_min)`.
-      l_max: length filter `min(1, L / l_max)`; None disables it.
-      shuffle_buffer: examples in the shuffle buffer; 0 disables shuffling. The examples of
-        one sequence arrive together, so it should be several times `examples_per_encode`
-        larger than the batch to spread them over batches.
+      policy: `ChunkPolicy`: chunk law, length filter, shuffle, loss prefix and examples per
+        encode. None: `ChunkPolicy(**policy_fields)`, so that a caller may name only the
+        fields it changes (`p_min=0.5`).
       drop_remainder: keep every batch the same static size (TPU/XLA).
-      loss_from_channel: see `make_training_example`.
-      examples_per_encode: r, the mean number of examples one encoded sequence yields
-        before the length filter (`examples_from_sequence`); 1 is the paper's one chunk
-        per sequence.
     Returns:
       dataset of `compact_example` dicts with a leading batch axis.
     """
+    if policy is None:
+        policy = ChunkPolicy(**policy_fields)
+    elif policy_fields:
+        raise TypeError(f"chunk_dataset: give a policy or its fields, not both ({policy_fields})")
+    p_min, power, l_max = policy.p_min, policy.power, policy.l_max
+    shuffle_buffer, examples_per_encode = policy.shuffle_buffer, policy.examples_per_encode
+    loss_from_channel = policy.loss_from_channel
     layout = compact.SequenceLayout.of_codec(codec)
 
     def pack(ex):

@@ -11,18 +11,7 @@ G grid side, P = G² positions, C channels.
 
 from keras import ops
 
-from dctformer_tf.data.layout import SequenceLayout
-
-
-def start_triple(layout) -> tuple[int, int, int]:
-    """The START triple `(C + 1, P, V)`: ids just past each target vocabulary, the first
-    decoder input of a sequence.
-
-    Args:
-      layout: a `SequenceLayout` or `SparseCodec` (anything with dct_channels, num_positions,
-        num_values).
-    """
-    return layout.dct_channels + 1, layout.num_positions, layout.num_values
+from dctformer_tf.data.layout import SequenceLayout, start_triple
 
 
 def unpack_sequences(packed, channel_counts, length, layout: SequenceLayout):
@@ -125,7 +114,8 @@ def chunk_windows(triples, chunk_start, chunk_end, window_start, window: int, la
     real = steps < chunk_end
     rows = _gather_rows(triples, ops.minimum(steps, max_length - 1))  # [B, T, 3]
     targets = ops.where(real[..., None], rows, 0)
-    start = ops.convert_to_tensor(start_triple(layout), "int32")
+    start = ops.convert_to_tensor(
+        start_triple(layout.dct_channels, layout.num_positions, layout.num_values), "int32")
     previous = _gather_rows(triples, ops.maximum(window_start - 1, 0))  # [B, 1, 3]
     first_input = ops.where((window_start == 0)[..., None], start, previous)  # [B, 1, 3]
     inputs = ops.concatenate([first_input, targets[:, :-1]], axis=1)  # [B, T, 3]

@@ -9,6 +9,25 @@ import dataclasses
 import numpy as np
 
 
+def start_triple(num_channels: int, num_positions: int, num_values: int) -> tuple[int, int, int]:
+    """The START triple that precedes the first element of a sequence in decoder inputs.
+
+    Decoder inputs are the window triples shifted right by one; at sequence start the first
+    input is this triple. Its ids lie just past the target vocabularies, so the input
+    embeddings have `C + 2` channel ids (`C` = EOS, `C + 1` = START), `P + 1` position ids
+    (`P` = START) and `V + 1` value ids (`V` = START).
+
+    Args:
+        num_channels: int. Number of DCT channels `C = 3 * S**2` (EOS excluded).
+        num_positions: int. Number of positions `P = G**2`.
+        num_values: int. Value vocabulary `V = 2 * clip + 1`.
+
+    Returns:
+        `(C + 1, P, V)`: channel, position and value_token ids of the START triple.
+    """
+    return num_channels + 1, num_positions, num_values
+
+
 @dataclasses.dataclass(frozen=True)
 class SequenceLayout:
     """The ranges of a sparse sequence's numbers, from the three settings that fix them.
@@ -100,3 +119,45 @@ class Chunking:
     def window(self) -> int:
         """Decoder window `T = chunk_size + overlap`."""
         return self.chunk_size + self.overlap
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPolicy:
+    """Which chunks of which sequences training sees (`build_chunks.*` in gin): the chunk law
+    and the length filter, shared by the tf.data input (`chunking.chunk_dataset`) and the
+    numpy one (`numpy_input.NumpyChunkBatches`).
+
+    Args:
+      p_min, power: float. Chunk law `P(k) ∝ max((k+1)^−power, p_min)` (paper: 0.1, 3).
+      l_max: int or None. Length filter: a sequence of length L yields an example with
+        probability `min(1, L / l_max)` (paper Eq. 11); None: no filter.
+      shuffle_buffer: int. Examples in the shuffle buffer; 0: no shuffle. The examples of one
+        sequence arrive together, so it should be several times `examples_per_encode` larger
+        than the batch.
+      loss_from_channel: int. Only targets of channel >= this carry loss, EOS always does
+        (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`).
+      examples_per_encode: int. r, the mean examples one encoded sequence yields before the
+        length filter; 1 is the paper's one chunk per sequence.
+    """
+
+    p_min: float = 0.1
+    power: float = 3.0
+    l_max: int | None = None
+    shuffle_buffer: int = 1024
+    loss_from_channel: int = 0
+    examples_per_encode: int = 1
+
+    def __post_init__(self):
+        for name in ("p_min", "power"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"build_chunks.{name} must be a positive number, got {value!r}")
+        if self.l_max is not None and (isinstance(self.l_max, bool) or self.l_max <= 0):
+            raise ValueError("build_chunks.l_max must be a positive length (or None to "
+                             f"disable), got {self.l_max!r}")
+        for name, least in (("shuffle_buffer", 0), ("loss_from_channel", 0),
+                            ("examples_per_encode", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < least:
+                raise ValueError(f"build_chunks.{name} must be an integer >= {least}, "
+                                 f"got {value!r}")

@@ -6,17 +6,19 @@ on batches of numpy arrays. This module makes there the batches that
 format (`compact.py`), from the same images, with the same encoder arithmetic:
 
     shapes seeds -> render (`shapes.shapes_arrays`)      uint8 [b, R, R, 3] per block
-      -> numpy fast encoder (`dct.np_fast`)              int32 [b, max_length, 3], L [b]
+      -> numpy fast encoder (`numpy_encoding`)           int32 [b, max_length, 3], L [b]
       -> over-long policy ("error" names the image)
       -> examples per sequence (Eq. 11 and r)            counts [b]
-      -> pack the kept sequences                         uint8 [n, max_length, bytes]
-      -> chunk index and bounds per example              int32 [m]
+      -> pack the kept sequences (`numpy_compact`)       uint8 [n, max_length, bytes]
+      -> chunk index and bounds (`numpy_chunking`)       int32 [m]
       -> shuffle buffer -> batches (drop remainder)      dicts of numpy arrays
 
-Each function is the numpy twin of the TensorFlow one of the same name (`compact.py`,
-`chunking.py`): packing is byte-identical, encoded sequences are identical, and the random
-choices (length filter, examples per encode, chunk index, shuffle) follow the same laws from
-a numpy `Generator`, so the batches have the same distribution but not the same draws.
+Each step is the numpy twin of the TensorFlow function of the same name (`pipeline.py`,
+`compact.py`, `chunking.py`): packing is byte-identical, encoded sequences are identical, and
+the random choices (length filter, examples per encode, chunk index, shuffle) follow the same
+laws from a numpy `Generator`, so the batches have the same distribution but not the same
+draws. This module holds the stream: worker processes, shuffle buffer and batches; it also
+exports the twins' public names.
 
 The stream is cut into blocks of `encode_batch_size` images; block j of pass e draws its
 randomness from the seed `[seed, e, j]`, so worker processes can encode blocks in any order
@@ -41,278 +43,50 @@ import os
 import numpy as np
 
 from dctformer_tf.data.layout import SequenceLayout
-from dctformer_tf.data.shapes import shapes_arrays, split_seed_range
-from dctformer_tf.dct import SequenceOverflowError, SparseCodec, np_fast, np_ops
+from dctformer_tf.data.numpy_chunking import (
+    chunk_bounds,
+    compact_examples,
+    examples_from_sequence,
+    length_filter_keep_probability,
+    sample_chunk_index,
+)
+from dctformer_tf.data.numpy_compact import pack_sequences
+from dctformer_tf.data.numpy_encoding import (
+    ON_OVERFLOW,
+    check_codec,
+    encode_images,
+    encode_shapes,
+    shapes_names,
+)
+from dctformer_tf.data.shapes import split_seed_range
+from dctformer_tf.dct import SparseCodec
+from dctformer_tf.dct.encoders import choose_encoder
 
-ON_OVERFLOW = ("error", "skip")
+__all__ = [
+    "BATCH_KEYS",
+    "NumpyChunkBatches",
+    "chunk_bounds",
+    "compact_examples",
+    "encode_images",
+    "encode_shapes",
+    "examples_from_sequence",
+    "length_filter_keep_probability",
+    "pack_sequences",
+    "sample_chunk_index",
+]
+
 BATCH_KEYS = ("packed", "channel_counts", "length", "content_hw", "label", "chunk_index",
               "chunk_start", "chunk_end", "window_start", "loss_from_channel", "loss_tokens")
 # The int32 fields of an example, in the order of its row in `_Example.row`.
 _ROW_KEYS = ("length", "content_hw", "label", "chunk_index", "chunk_start", "chunk_end",
              "window_start", "loss_from_channel", "loss_tokens")
-# Canvas pixels per encode call: where `np_fast.encode_canvas` is fastest per image on
-# shapes canvases (its arrays stay in cache); at most 64 images.
-_ENCODE_PIXELS = 2**17
 # What BLAS libraries read when numpy loads. A worker process is one core's worth of work:
-# BLAS threads in every worker would contend for the same cores (the encoder's small
-# matrix products ran 2.6x slower so on a 2-core host).
+# BLAS threads in every worker would contend for the same cores and slow the encoder's small
+# matrix products down.
 _ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                     "MKL_NUM_THREADS": "1"}
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# packing (twin of compact.py)
-
-
-def pack_sequences(triples, length, layout: SequenceLayout) -> dict:
-    """Sequences in compact form: `compact.pack_sequence` on each row, byte for byte.
-
-    Args:
-      triples: int [B, L_max, 3] (zero after EOS).
-      length: int [B], EOS included.
-      layout: the sequences' `SequenceLayout`.
-    Returns:
-      {"packed": uint8 [B, L_max, layout.bytes_per_element] (the little-endian bytes of
-       `token·2^position_bits + position`, zero at EOS and after),
-       "channel_counts": layout.count_dtype [B, C] (EOS not counted),
-       "length": int32 [B]}.
-    """
-    triples = np.asarray(triples)
-    length = np.asarray(length, np.int32)
-    batch, max_length, _ = triples.shape
-    channels = layout.dct_channels
-    n = np.clip(length - 1, 0, max_length)  # coefficients: EOS and padding excluded
-    # Only the columns that hold a coefficient are worked on: a sequence fills a fraction
-    # of its buffer.
-    used = triples[:, :int(n.max(initial=0))]  # [B, W, 3]
-    coefficient = np.arange(used.shape[1])[None, :] < n[:, None]  # [B, W]
-    word = used[..., 2].astype(np.int64) * (1 << layout.position_bits) + used[..., 1]
-    word = np.where(coefficient, word, 0).astype("<u4")  # explicit byte order: any host
-    packed = np.zeros((batch, max_length, layout.bytes_per_element), np.uint8)
-    packed[:, :used.shape[1]] = word[..., None].view(np.uint8)[..., :layout.bytes_per_element]
-    # One bincount over (row, channel) pairs counts every row's channels at once.
-    flat = (np.arange(batch)[:, None] * channels + used[..., 0])[coefficient]
-    counts = np.bincount(flat, minlength=batch * channels).reshape(batch, channels)
-    return {"packed": packed, "channel_counts": counts.astype(layout.count_dtype),
-            "length": length}
-
-
-def pack_sequence(triples, length, layout: SequenceLayout) -> dict:
-    """One sequence in compact form, as `compact.pack_sequence`.
-
-    Args:
-      triples: int [L_max, 3]; length: int, EOS included.
-    Returns:
-      {"packed": uint8 [L_max, bytes], "channel_counts": layout.count_dtype [C],
-       "length": int32 []}.
-    """
-    packed = pack_sequences(np.asarray(triples)[None], [length], layout)
-    return {key: value[0] for key, value in packed.items()}
-
-
-def prefix_elements(channel_counts, loss_from_channel) -> np.ndarray:
-    """int32 [...]: elements whose channel is below `loss_from_channel` (they come first).
-
-    Args:
-      channel_counts: int [..., C].
-      loss_from_channel: int, or int [...].
-    """
-    counts = np.asarray(channel_counts, np.int32)
-    below = np.arange(counts.shape[-1]) < np.asarray(loss_from_channel)[..., None]
-    return np.where(below, counts, 0).sum(axis=-1, dtype=np.int32)
-
-
-# ---------------------------------------------------------------------------------------------
-# chunk law and bounds (twins of chunking.py)
-
-
-def num_chunks(length, chunk_size: int) -> np.ndarray:
-    """`ceil(L / chunk_size)`: chunks in a sequence of `length` elements (EOS included)."""
-    return (np.asarray(length, np.int64) + chunk_size - 1) // chunk_size
-
-
-def sample_chunk_index(length, chunk_size: int, p_min: float, power: float,
-                       rng: np.random.Generator) -> np.ndarray:
-    """One chunk index per length, `P(k) ∝ max((k+1)^−power, p_min)` over
-    `k < ceil(L / chunk_size)`.
-
-    Args:
-      length: int [...] L >= 1, EOS included.
-      rng: the draws' generator (one uniform per length).
-    Returns:
-      int32 [...].
-    """
-    n = num_chunks(length, chunk_size)
-    if n.size == 0:
-        return np.zeros(n.shape, np.int32)
-    if n.min() < 1:
-        raise ValueError(f"sequence lengths must be at least 1 (EOS), got {int(n.min())} chunks")
-    # The weights do not depend on L, only how many of them count: one cumulative table,
-    # cut at each sequence's last chunk by its total.
-    weights = np.maximum((np.arange(n.max()) + 1.0) ** -power, p_min)  # [K]
-    cumulative = np.cumsum(weights)
-    draw = rng.random(n.shape) * cumulative[n - 1]
-    index = np.searchsorted(cumulative, draw, side="right")
-    return np.minimum(index, n - 1).astype(np.int32)  # a draw rounded up to the total
-
-
-def length_filter_keep_probability(length, l_max) -> np.ndarray:
-    """Eq. 11: keep a sequence of length L with probability `min(1, L / L_max)`: float64 [...]."""
-    if not l_max or l_max <= 0:
-        raise ValueError(f"l_max must be a positive length (or None to disable), got {l_max!r}")
-    return np.minimum(1.0, np.asarray(length, np.float64) / float(l_max))
-
-
-def examples_from_sequence(length, l_max, examples_per_encode: int,
-                           rng: np.random.Generator) -> np.ndarray:
-    """int32 [...]: training examples per encoded sequence, as `chunking.examples_from_sequence`:
-    `floor(r·q)` plus one with probability `frac(r·q)`, `q = min(1, L / l_max)` (1 without
-    an l_max), so the mean is `r·q`.
-
-    Args:
-      length: int [...]; examples_per_encode: r >= 1; rng: one uniform per length.
-    """
-    length = np.asarray(length)
-    q = np.ones(length.shape) if l_max is None else length_filter_keep_probability(length, l_max)
-    mean = examples_per_encode * q
-    whole = np.floor(mean)
-    return (whole + (rng.random(length.shape) < mean - whole)).astype(np.int32)
-
-
-def chunk_bounds(length, chunk_index, chunk_size: int, overlap: int) -> tuple:
-    """Where chunk k lies in its sequence (`chunking.chunk_bounds`), elementwise.
-
-    Args:
-      length: int [...] L; chunk_index: int [...] k with k·chunk_size < L.
-    Returns:
-      (chunk_start, chunk_end, window_start), each int32 [...].
-    """
-    length = np.asarray(length, np.int32)
-    chunk_start = np.asarray(chunk_index, np.int32) * np.int32(chunk_size)
-    if np.any(chunk_start >= length):
-        raise ValueError("chunk_index must satisfy chunk_index·chunk_size < length; got "
-                         f"chunk_start {chunk_start.tolist()} for length {length.tolist()}")
-    chunk_end = np.minimum(chunk_start + chunk_size, length)
-    window_start = np.maximum(chunk_start - overlap, 0).astype(np.int32)
-    return chunk_start, chunk_end, window_start
-
-
-def compact_examples(packed: dict, chunk_index, chunk_size: int, overlap: int,
-                     loss_from_channel: int = 0) -> dict:
-    """Examples in compact form, `chunking.compact_example` with a leading axis.
-
-    Args:
-      packed: dict of arrays [M, ...] with at least "length" int [M] and
-        "channel_counts" int [M, C] (`pack_sequences`' keys plus "content_hw", "label").
-      chunk_index: int [M].
-    Returns:
-      packed's keys plus int32 [M] "chunk_index", "chunk_start", "chunk_end",
-      "window_start", "loss_from_channel" and "loss_tokens".
-    """
-    chunk_start, chunk_end, window_start = chunk_bounds(packed["length"], chunk_index,
-                                                        chunk_size, overlap)
-    # Channels never decrease: the first `prefix` elements are exactly those below
-    # loss_from_channel, so the loss tokens are the chunk's elements past that prefix.
-    prefix = prefix_elements(packed["channel_counts"], loss_from_channel)
-    loss_tokens = np.maximum(chunk_end - np.maximum(chunk_start, prefix), 0)
-    return {**packed, "chunk_index": np.asarray(chunk_index, np.int32),
-            "chunk_start": chunk_start, "chunk_end": chunk_end, "window_start": window_start,
-            "loss_from_channel": np.full(chunk_start.shape, loss_from_channel, np.int32),
-            "loss_tokens": loss_tokens.astype(np.int32)}
-
-
-# ---------------------------------------------------------------------------------------------
-# encoding (twin of pipeline.encode_dataset)
-
-
-def encode_images(images, codec: SparseCodec, max_length: int) -> dict:
-    """Images of one size -> padded sparse sequences, as `encode_dataset` encodes them.
-
-    Canvas-sized images go to the encoder as they are, others are placed on their canvas
-    first (`np_ops.canvas`, the twin of the tf.data graph's `tf_ops.canvas`).
-
-    Args:
-      images: uint8 [B, H, W, 3].
-      codec: a `SparseCodec` with a resolution.
-      max_length: the sequence buffer (EOS included).
-    Returns:
-      {"triples": int32 [B, max_length, 3] (zero after EOS), "length": int32 [B],
-       "content_hw": int32 [B, 2]}. A length over `max_length` marks an over-long sequence,
-      whose triples are cut (`fitting` applies the policy).
-    """
-    _check_codec(codec)
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 [B, H, W, 3], got {images.dtype} {images.shape}")
-    r = codec.resolution
-    if images.shape[1:3] == (r, r):
-        content = np.full((len(images), 2), r, np.int32)
-    else:
-        placed = [np_ops.canvas(image, r, codec.block_size) for image in images]
-        images = np.stack([pixels for pixels, _ in placed]).reshape(-1, r, r, 3)
-        content = np.stack([hw for _, hw in placed]).reshape(-1, 2).astype(np.int32)
-    triples, length = np_fast.encode_canvas(images, codec, max_length)
-    return {"triples": triples, "length": length, "content_hw": content}
-
-
-def fitting(length, names, max_length: int, on_overflow: str = "error") -> np.ndarray:
-    """bool [B]: which sequences fit in `max_length`, under `encode_dataset`'s policy.
-
-    Args:
-      length: int [B]; names: B image names, for the error.
-      on_overflow: "error" raises SequenceOverflowError naming every over-long image and its
-        length; "skip" only reports them in the mask.
-    """
-    if on_overflow not in ON_OVERFLOW:
-        raise ValueError(f"on_overflow must be one of {ON_OVERFLOW}, got {on_overflow!r}")
-    keep = np.asarray(length) <= max_length
-    if on_overflow == "error" and not keep.all():
-        over = ", ".join(f"{names[i]} ({int(length[i])})" for i in np.flatnonzero(~keep))
-        raise SequenceOverflowError(
-            f"sparse sequence longer than max_length={max_length} (EOS included); raise "
-            f"max_length, lower the quality or skip such images (on_overflow='skip'). "
-            f"Images (lengths): {over}")
-    return keep
-
-
-def shapes_names(split: str, start: int, num: int) -> list[str]:
-    """The names `sources.shapes_dataset` gives examples `start ... start + num − 1`."""
-    first, end = split_seed_range(split, num, start)
-    return [f"shapes/{split}/{seed}" for seed in range(first, end)]
-
-
-def encode_shapes(codec: SparseCodec, max_length: int, split: str = "train",
-                  num_examples: int = 1, start: int = 0, image_size: int = 64,
-                  on_overflow: str = "error") -> dict:
-    """`encode_dataset(get_source("shapes", split, num_examples=..., start=..., size=...),
-    codec, max_length, on_overflow=...)` in numpy, stacked.
-
-    Args:
-      on_overflow: "error" raises SequenceOverflowError naming each over-long image;
-        "skip" keeps its row, with "fits" False, for the caller to drop and report.
-    Returns:
-      {"triples": int32 [N, max_length, 3], "length": int32 [N], "content_hw": int32 [N, 2],
-       "label": int32 [N], "fits": bool [N]}.
-    """
-    images, labels = shapes_arrays(split, num_examples, start, image_size)
-    encoded = encode_images(images, codec, max_length)
-    fits = fitting(encoded["length"], shapes_names(split, start, num_examples), max_length,
-                   on_overflow)
-    return {**encoded, "label": labels, "fits": fits}
-
-
-def _check_codec(codec) -> None:
-    if not isinstance(codec, SparseCodec):
-        raise TypeError(f"codec must be a SparseCodec, got {type(codec).__name__}")
-    if codec.resolution is None:
-        raise ValueError("the numpy input path needs a codec with a resolution (a static "
-                         f"grid), got resolution=None in {codec}")
-
-
-# ---------------------------------------------------------------------------------------------
-# the batch stream
 
 
 class _Example(collections.namedtuple("_Example", ["packed", "channel_counts", "row"])):
@@ -360,8 +134,8 @@ class NumpyChunkBatches:
       shuffle_buffer: int. Examples in the shuffle buffer; 0: no shuffle.
       on_overflow: str. "error" (raise, naming the image) or "skip" (drop it, warn once and
         record it in `overlong`).
-      encode_batch_size: int or None. Images per encode call and per block; None: about
-        2^17 canvas pixels, at most 64 images.
+      encode_batch_size: int or None. Images per encode call and per block; None: the numpy
+        encoder's own (`Encoder.batch_size`).
       workers: int. Worker processes; 0 encodes in this process.
       start_method: str. The `multiprocessing` start method of the workers.
       repeat: bool. Pass over the images again and again (True) or once.
@@ -384,7 +158,7 @@ class NumpyChunkBatches:
                  shuffle_buffer: int = 1024, on_overflow: str = "error",
                  encode_batch_size: int | None = None, workers: int = 0,
                  start_method: str = "spawn", repeat: bool = True):
-        _check_codec(codec)
+        check_codec(codec)
         self.codec = codec
         self.layout = SequenceLayout.of_codec(codec)
         self.chunk_size = _integer("chunk_size", chunk_size, 1)
@@ -414,7 +188,7 @@ class NumpyChunkBatches:
             raise ValueError(f"on_overflow must be one of {ON_OVERFLOW}, got {on_overflow!r}")
         self.on_overflow = on_overflow
         if encode_batch_size is None:
-            encode_batch_size = min(64, max(1, _ENCODE_PIXELS // codec.resolution**2))
+            encode_batch_size = choose_encoder(tensorflow=False).batch_size(codec.resolution)
         self.encode_batch_size = _integer("encode_batch_size", encode_batch_size, 1)
         self.workers = _integer("workers", workers, 0)
         if start_method not in multiprocessing.get_all_start_methods():

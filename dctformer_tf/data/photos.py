@@ -13,6 +13,7 @@ def _skimage_data():
                           '".[test]"') from None
     return data
 
+
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
 
 
@@ -27,7 +28,6 @@ def photo_crops(size: int, num: int, seed: int = 0) -> np.ndarray:
         left = rng.integers(0, photo.shape[1] - size + 1)
         crops.append(photo[top : top + size, left : left + size])
     return np.stack(crops)
-
 
 
 MAX_CROP = 300  # the height of the smallest photo, chelsea

@@ -4,14 +4,15 @@
       -> canvas (per image: sizes differ; skipped    uint8 [R, R, 3], content (h, w)
          when the source is already R x R)
       -> batched, encoded by the fast encoder        int32 [b, max_length, 3], lengths [b]
-         (`dct/tf_fast.py`: the fused kernel where
-         it builds), overflow checked
+         (`dct.encoders.choose_encoder`: the
+         fused kernel where it builds), overflow
+         checked
       -> unbatched examples
 
 Each example is {"triples": int32 [max_length, 3] (zero-padded after EOS), "length": int32
 (EOS included), "content_hw": int32 [2], "label": int32}. With a resolution every shape is
 static, which the chunking stage and XLA need. Without one, canvases differ in size and each
-image goes through the float64 reference encoder (`dct/tf_ops.py`) on its own.
+image goes through the float64 twin of the reference encoder on its own.
 
 The image's `name` (`data.sources`) travels through the graph only to name an over-long
 sequence (docs/design.md §1.8): in the error, or in the warning and the `OverlongLog` of a
@@ -26,7 +27,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from dctformer_tf.dct import SparseCodec, fused_op, tf_fast, tf_ops
+from dctformer_tf.dct import SparseCodec
+from dctformer_tf.dct.encoders import Encoder, choose_encoder
 
 ON_OVERFLOW = ("error", "skip")
 OUTPUT_KEYS = ("triples", "length", "content_hw", "label")
@@ -111,22 +113,20 @@ def encode_dataset(
         (their canvases differ in size), otherwise in batches by the fast encoder.
       max_length: static sequence length (EOS included).
       encode_batch_size: images per encode call (throughput only; the output is unbatched
-        again, and a short final batch is kept). None: the fastest in tools/bench_codec.py,
-        at most 64 images and about 2^21 canvas pixels per call with the fused kernel (32 at
-        256x256; the kernel splits a call's images across threads) or 2^19 with the
-        TensorFlow-ops encoder (8 at 256x256: its batches amortize the graph's per-call cost,
-        small ones keep its planes in cache and the parallel calls busy).
+        again, and a short final batch is kept). None: the encoder's own
+        (`Encoder.batch_size`, at most 64 images).
       on_overflow: "error" raises InvalidArgumentError naming the image(s) and length(s);
         "skip" drops the sequence, logs a warning naming the image and its length (once per
         image) and records it in `overlong`.
-      jit_compile: compile the TensorFlow-ops encoder's static stages with XLA (several
-        times faster on CPU); the sequences are identical either way.
+      jit_compile: compile the TensorFlow-ops encoder's static stages with XLA; the
+        sequences are identical either way.
       num_parallel_calls: parallel canvas and encode calls.
       deterministic: keep source order under parallel maps.
       overlong: where "skip" records the dropped images (see `OverlongLog` for where the
         pipeline must run); None: a private one, so the warnings are still logged.
-      encoder: the fast encoder's form (`tf_fast.encode_canvas`): "fused" (the C++ kernel,
-        built on first use), "ops" (TensorFlow ops), "auto" (the kernel where it builds).
+      encoder: the fast encoder's form (`dct.encoders.choose_encoder`): "fused" (the C++
+        kernel, built on first use), "ops" (TensorFlow ops), "auto" (the kernel where it
+        builds).
     Returns:
       dataset of {"triples", "length", "content_hw", "label"} (see module docstring).
     """
@@ -184,17 +184,16 @@ def _encode(source: tf.data.Dataset, codec: SparseCodec, max_length: int,
     without a resolution, per encode batch (a leading axis) with one. `check` raises on a
     sequence over `max_length`, otherwise its length says so."""
     parallel = {"num_parallel_calls": num_parallel_calls, "deterministic": deterministic}
+    chosen = choose_encoder(encoder, static_size=codec.resolution is not None,
+                            jit_compile=jit_compile)
     if codec.resolution is None:
         return _with_names(source).map(
-            lambda ex: _encode_one(ex, codec, max_length, check), **parallel)
-    encoder = fused_op.resolve(encoder)
+            lambda ex: _encode_one(ex, codec, max_length, check, chosen), **parallel)
     if encode_batch_size is None:
-        pixels = 2**21 if encoder == "fused" else 2**19
-        encode_batch_size = int(min(64, max(1, pixels // codec.resolution**2)))
+        encode_batch_size = chosen.batch_size(codec.resolution)
     ds = _canvas_batches(source, codec, encode_batch_size, parallel)
-    return ds.map(
-        lambda batch: _encode_batch(batch, codec, max_length, jit_compile, check, encoder),
-        **parallel)
+    return ds.map(lambda batch: _encode_batch(batch, codec, max_length, check, chosen),
+                  **parallel)
 
 
 def _with_names(source: tf.data.Dataset) -> tf.data.Dataset:
@@ -240,22 +239,21 @@ def _canvas_batches(source: tf.data.Dataset, codec: SparseCodec, batch_size: int
     return source.map(place, **parallel).batch(batch_size)
 
 
-def _encode_batch(batch: dict, codec: SparseCodec, max_length: int, jit_compile: bool,
-                  check: bool, encoder: str) -> dict:
+def _encode_batch(batch: dict, codec: SparseCodec, max_length: int, check: bool,
+                  encoder: Encoder) -> dict:
     """{"pixels": uint8 [b, R, R, 3], ...} -> {"triples": int32 [b, max_length, 3], ...}."""
-    triples, length = tf_fast.encode_canvas(batch["pixels"], codec, max_length, jit_compile,
-                                            encoder)
+    triples, length = encoder.encode(batch["pixels"], codec, max_length)
     if check:
         length = _check_lengths(length, batch["name"], max_length)
     return {"triples": triples, "length": length, "content_hw": batch["content_hw"],
             "label": batch["label"], "name": batch["name"]}
 
 
-def _encode_one(example: dict, codec: SparseCodec, max_length: int, check: bool) -> dict:
-    """One image of any size through the float64 reference encoder (no resolution)."""
+def _encode_one(example: dict, codec: SparseCodec, max_length: int, check: bool,
+                encoder: Encoder) -> dict:
+    """One image of any size on its own canvas (no resolution), by `encoder`."""
     pixels, content = codec.tf_canvas(example["image"])
-    dense = tf_ops.image_to_dense(pixels, codec)
-    triples, length = tf_ops.dense_to_sparse(dense, codec, max_length, xla_compatible=False)
+    triples, length = encoder.encode(pixels, codec, max_length)
     if check:
         length = _check_lengths(length, example["name"], max_length)
     return {"triples": triples, "length": length, "content_hw": content,

@@ -2,10 +2,10 @@
 
 The codec validates its settings once, builds the tables both twins need, and offers the
 numpy path (`encode`, `decode`, `encode_dense`, ...) for tools and tests, and the
-TensorFlow path (`tf_*`) for `tf.data` and XLA.
+TensorFlow path (`tf_*`) for graphs (`tf.data`, the SavedModel).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -140,15 +140,7 @@ class SparseCodec:
 
     def config(self) -> dict:
         """The settings, as stored beside encoded sequences."""
-        return {
-            "block_size": self.block_size,
-            "quality": self.quality,
-            "clip": self.clip,
-            "order": self.order,
-            "value_encoding": self.value_encoding,
-            "resolution": self.resolution,
-            "upsample": self.upsample,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     # ------------------------------------------------------------------ geometry
 
@@ -260,33 +252,25 @@ class SparseCodec:
 
         return tf_ops.canvas(image, self.resolution, self.block_size)
 
-    def tf_encode_canvas(self, pixels, max_length: int, xla_compatible: bool = True,
-                         encoder: str = "auto"):
+    def tf_encode_canvas(self, pixels, max_length: int, encoder: str = "auto"):
         """uint8 [..., Hc, Wc, 3] canvases -> (int32 [..., max_length, 3], int32 [...] L).
 
-        L > max_length flags overflow (see `tf_check_length`). Canvases of static size go
-        through the fast encoder (`tf_fast`): `xla_compatible=False` is its tf.data path
-        (float32 with exact fix-ups, `tf.where` compaction; not for inside XLA), True its
-        static-shape float64 variant for use inside a compiled step. Other canvases go
-        through the float64 twin of the reference (`tf_ops`). All give identical outputs.
-        `encoder` picks the tf.data path's form (`tf_fast.encode_canvas`); a graph that is
-        saved must use "ops", which needs no kernel library to load.
+        L > max_length flags overflow (see `tf_check_length`). The encoder is the one
+        `encoders.choose_encoder` gives for `encoder` and the canvases: a fast one for a
+        static size, the float64 twin of the reference otherwise; all give the same
+        sequences. A graph that is saved must use "ops", which needs no kernel library to
+        load.
         """
         import tensorflow as tf
 
-        from dctformer_tf.dct import tf_fast, tf_ops
+        from dctformer_tf.dct.encoders import choose_encoder
 
         pixels = tf.convert_to_tensor(pixels)
         if pixels.shape.rank == 3:
-            triples, length = self.tf_encode_canvas(pixels[None], max_length, xla_compatible,
-                                                    encoder)
+            triples, length = self.tf_encode_canvas(pixels[None], max_length, encoder)
             return triples[0], length[0]
-        if pixels.shape[-3] is None or pixels.shape[-2] is None:
-            dense = tf_ops.image_to_dense(pixels, self)
-            return tf_ops.dense_to_sparse(dense, self, max_length, xla_compatible)
-        if xla_compatible:
-            return tf_fast.encode_canvas_static(pixels, self, max_length)
-        return tf_fast.encode_canvas(pixels, self, max_length, encoder=encoder)
+        static = pixels.shape[-3] is not None and pixels.shape[-2] is not None
+        return choose_encoder(encoder, static_size=static).encode(pixels, self, max_length)
 
     def tf_check_length(self, length, max_length: int):
         """Raise InvalidArgumentError naming the length if any sequence overflowed."""

@@ -132,6 +132,14 @@ def fast_plan(codec, grid: tuple) -> FastPlan:
     )
 
 
+def plan_for(pixels, codec) -> FastPlan:
+    """The plan for canvases [..., H, W, 3] of static size (an array, or a tensor)."""
+    h, w = pixels.shape[-3], pixels.shape[-2]
+    if h is None or w is None:
+        raise ValueError("the fast encoder needs canvases of static size; set a resolution")
+    return fast_plan(codec, (h // codec.block_size, w // codec.block_size))
+
+
 def _guard_band(s: int, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """float32 [3, S²]: a bound on |float32 − exact| of each quantized coefficient, x margin.
 

@@ -7,15 +7,15 @@ block in one CPU op, and its sequences equal the reference's exactly for the sam
 against the installed TensorFlow's headers, the way TensorFlow's guide builds custom ops:
 
   - `load()` compiles it once per source, TensorFlow build, compiler and CPU features into
-    a cache folder (`$DCTFORMER_OP_CACHE`, default `~/.cache/dctformer_tf/ops`), about 10 s,
-    and loads it with `tf.load_op_library`. `python -m dctformer_tf.dct.fused_op` builds it
-    ahead of time (`make test` and `make demo` do).
+    a cache folder (`$DCTFORMER_OP_CACHE`, default `~/.cache/dctformer_tf/ops`) and loads
+    it with `tf.load_op_library`. `python -m dctformer_tf.dct.fused_op` builds it ahead of
+    time (`make test` and `make demo` do).
   - Where it cannot be built (no C++ compiler, headers missing) `available()` is False and
-    says why; `tf_fast.encode_canvas(encoder="auto")` then runs the TensorFlow-ops path,
+    says why; `encoders.choose_encoder("auto")` then picks the TensorFlow-ops encoder,
     which computes the same sequences.
 
-It is a host op for input pipelines: a SavedModel or an XLA-compiled step uses the
-TensorFlow-ops encoders instead, which need no library to load.
+It is a host op for input pipelines: a SavedModel uses the TensorFlow-ops encoder instead,
+which needs no library to load.
 """
 
 import functools
@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dctformer_tf.dct.fast_plan import plan_for
+
 SOURCE = Path(__file__).with_name("sparse_dct_op.cc")
-ENCODERS = ("auto", "fused", "ops")
-# A compile takes about 10 s; one that hangs must not hang the input pipeline's start.
+# A compile that hangs must not hang the input pipeline's start.
 BUILD_TIMEOUT_S = 600
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def build(force: bool = False) -> Path:
     path = library_path(cxx)
     if path.exists() and not force:
         return path
-    log.info("building the fused encoder kernel (once, about 10 s) into %s", path)
+    log.info("building the fused encoder kernel (once) into %s", path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Build beside the target and rename: processes building at once never see half a
@@ -174,10 +175,10 @@ def load():
     return module
 
 
-def encode_canvas(pixels: tf.Tensor, codec, plan, max_length: int) -> tuple:
+def encode_canvas(pixels: tf.Tensor, codec, max_length: int) -> tuple:
     """uint8 [B, H, W, 3] canvases -> (int32 [B, max_length, 3] padded triples, int32 [B]
     lengths with EOS; > max_length means cut), as `tf_fast.encode_canvas`."""
-    return load().sparse_dct_encode(pixels, **kernel_inputs(codec, plan),
+    return load().sparse_dct_encode(pixels, **kernel_inputs(codec, plan_for(pixels, codec)),
                                     max_length=max_length)
 
 
@@ -199,24 +200,6 @@ def _channel_guard(plan) -> np.ndarray:
         channels = np.flatnonzero(plan.component == k)  # in sequence order, as plan.rows[k]
         guard[channels] = plan.guard[k]
     return guard
-
-
-def resolve(encoder: str) -> str:
-    """"fused" or "ops" for an `encoder` argument; "auto" is "fused" where it can run."""
-    if encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-    if encoder != "auto":
-        return encoder
-    if available():
-        return "fused"
-    _warn_once(unavailable_reason())
-    return "ops"
-
-
-@functools.lru_cache(maxsize=1)
-def _warn_once(reason: str) -> None:
-    log.warning("the fused encoder kernel is unavailable, so the TensorFlow-ops encoder runs "
-                "instead (same sequences, 2-3x slower at 256x256): %s", reason)
 
 
 def main() -> int:

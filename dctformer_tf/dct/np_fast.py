@@ -13,7 +13,7 @@ M listed entries.
 import numpy as np
 
 from dctformer_tf.dct import np_ops
-from dctformer_tf.dct.fast_plan import CHROMA, UNSAFE, fast_plan
+from dctformer_tf.dct.fast_plan import CHROMA, UNSAFE, plan_for
 
 
 def colour_planes(pixels: np.ndarray, plan) -> tuple:
@@ -111,7 +111,7 @@ def exact_values(pixels: np.ndarray, plan, image, channel, position) -> np.ndarr
 def fix_unsafe(flat: np.ndarray, flags: np.ndarray, pixels: np.ndarray, plan) -> np.ndarray:
     """int16 [B, F] with UNSAFE marks -> int16 [B, F] with the exact values there.
 
-    Only the flagged segments are searched (the marks are ~1e-4 of entries on photos).
+    Only the flagged segments are searched: the guard band marks few entries.
     """
     image, segment = np.nonzero(flags)
     hits, offset = np.nonzero(flat.reshape(len(flat), -1, plan.segment)[image, segment] == UNSAFE)
@@ -131,8 +131,7 @@ def encode_canvas(pixels: np.ndarray, codec, max_length: int | None = None):
       a list of B int32 [L, 3] (EOS last); with max_length, (int32 [B, max_length, 3],
       int32 [B] lengths L) where L > max_length means overflow, as `np_ops.dense_to_sparse`.
     """
-    s = codec.block_size
-    plan = fast_plan(codec, (pixels.shape[1] // s, pixels.shape[2] // s))
+    plan = plan_for(pixels, codec)
     flat = fix_unsafe(*flat_coefficients(pixels, plan), pixels, plan)
     image, index = np.nonzero(flat)  # row-major: by image, then in sequence order
     channel, position = locate(index, plan)

@@ -11,8 +11,8 @@ Three stages, so that each runs where it is fastest:
      max_length of each image are padded into a static [B, max_length].
   3. `decode_entries` (XLA): flat indices -> (channel, position, value_token) triples.
 The sequences equal `np_ops` (the float64 reference) exactly; `fast_plan.py` says why.
-`encode_canvas` runs these stages, or the same arithmetic fused into one CPU kernel
-(`fused_op.py`; about 3x the tf.data throughput at 256x256) where that kernel can be built.
+`encode_canvas` runs these stages, the "ops" encoder of `encoders.py`; its "fused" encoder
+does the same arithmetic in one CPU kernel (`fused_op.py`).
 
 Letters: B images, H x W canvas, S block size, P = Gh·Gw positions, F flat entries,
 L = max_length, M listed entries.
@@ -21,25 +21,17 @@ L = max_length, M listed entries.
 import numpy as np
 import tensorflow as tf
 
-from dctformer_tf.dct import fused_op, tf_ops
-from dctformer_tf.dct.fast_plan import CHROMA, UNSAFE, fast_plan
-
-
-def plan_for(pixels: tf.Tensor, codec):
-    """The `FastPlan` for canvases uint8 [..., H, W, 3] of static size."""
-    h, w = pixels.shape[-3], pixels.shape[-2]
-    if h is None or w is None:
-        raise ValueError("the fast encoder needs canvases of static size; set a resolution")
-    return fast_plan(codec, (h // codec.block_size, w // codec.block_size))
-
+from dctformer_tf.dct import tf_ops
+from dctformer_tf.dct.fast_plan import CHROMA, UNSAFE, plan_for
 
 # ----------------------------------------------------------------------------- stage 1
 
 
-def colour_planes(pixels: tf.Tensor, plan, dtype=tf.float32) -> tuple:
-    """uint8 [B, H, W, 3] -> ([B, H, W] Y, [B, 2, H/2, W/2] Cb, Cr 2x2 means) in dtype."""
-    x = tf.cast(pixels, dtype) - 128.0
-    c = plan.colour if dtype == tf.float32 else plan.colour64
+def colour_planes(pixels: tf.Tensor, plan) -> tuple:
+    """uint8 [B, H, W, 3] -> (float32 [B, H, W] Y, float32 [B, 2, H/2, W/2] Cb, Cr 2x2
+    means)."""
+    x = tf.cast(pixels, tf.float32) - 128.0
+    c = plan.colour
     luma = x[..., 0] * c[0, 0] + x[..., 1] * c[0, 1] + x[..., 2] * c[0, 2]
     # Strided slices fuse into one loop under XLA; a reshape + reduce_sum does not.
     quad = x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
@@ -49,10 +41,10 @@ def colour_planes(pixels: tf.Tensor, plan, dtype=tf.float32) -> tuple:
 
 
 def block_dct(plane: tf.Tensor, plan) -> tf.Tensor:
-    """[N, h, w] -> [N, S², (h/S)·(w/S)] (float32 or float64): rows u·S + v, columns positions."""
+    """float32 [N, h, w] -> float32 [N, S², (h/S)·(w/S)]: rows u·S + v, columns positions."""
     s = plan.block_size
     h, w = plane.shape[1], plane.shape[2]
-    a = tf.constant(plan.dct if plane.dtype == tf.float32 else plan.dct64)
+    a = tf.constant(plan.dct)
     lines = tf.reshape(plane, [-1, s, w])  # [N·gh, S (x), w]
     vertical = tf.matmul(tf.broadcast_to(a, [tf.shape(lines)[0], s, s]), lines)  # [N·gh, u, w]
     coefs = tf.matmul(tf.reshape(vertical, [-1, s]), a, transpose_b=True)  # [N·gh·S·gw, v]
@@ -61,15 +53,10 @@ def block_dct(plane: tf.Tensor, plan) -> tf.Tensor:
 
 
 def quantize_guarded(coefs: tf.Tensor, component: int, plan) -> tf.Tensor:
-    """[N, S², Pk] (rows u·S + v) -> same dtype [N, S², Pk], rows in sequence order.
-
-    float32: integer values rounded half away from zero, UNSAFE within the guard band of a
-    boundary (kept float so that XLA fuses the cast into the layout change). float64: the
-    reference's rounding (`tf_ops.round_half_away`), which needs no guard.
-    """
+    """float32 [N, S², Pk] (rows u·S + v) -> float32 [N, S², Pk], rows in sequence order:
+    integer values rounded half away from zero, UNSAFE within the guard band of a boundary
+    (kept float so that XLA fuses the cast into the layout change)."""
     y = tf.gather(coefs, plan.rows[component], axis=1)
-    if coefs.dtype == tf.float64:
-        return tf_ops.round_half_away(y / plan.component_step[component][None, :, None])
     y *= tf.constant(plan.inv_step[component])[None, :, None]
     magnitude = tf.abs(y)
     whole = tf.floor(magnitude)
@@ -79,14 +66,13 @@ def quantize_guarded(coefs: tf.Tensor, component: int, plan) -> tf.Tensor:
     return tf.where(unsafe, float(UNSAFE), value)
 
 
-def flat_coefficients(pixels: tf.Tensor, plan, dtype=tf.float32) -> tuple:
+def flat_coefficients(pixels: tf.Tensor, plan) -> tuple:
     """uint8 [B, H, W, 3] canvases -> (int16 [B, F] flat, bool [B, 6·S²] flags).
 
     flat: each channel's plane in sequence order; values quantized (before any clip),
     UNSAFE where the guard band holds them. flags: which segments hold an UNSAFE.
-    dtype float64 computes as the reference does, with no UNSAFE (and no flags set).
     """
-    luma, chroma = colour_planes(pixels, plan, dtype)
+    luma, chroma = colour_planes(pixels, plan)
     batch, q, s2 = tf.shape(pixels)[0], plan.segment, plan.block_size**2
     h, w = chroma.shape[2], chroma.shape[3]
     coefs = block_dct(tf.reshape(chroma, [-1, h, w]), plan)  # [2B, S², P/4]
@@ -162,8 +148,8 @@ def fix_unsafe(flat: tf.Tensor, flags: tf.Tensor, pixels: tf.Tensor, plan,
                jit_compile: bool = True) -> tf.Tensor:
     """int16 [B, F] with UNSAFE marks -> int16 [B, F] with the exact values there.
 
-    Only the flagged segments are searched (the marks are ~1e-4 of entries on photos).
-    `jit_compile` recomputes them in one XLA call instead of some fifty small graph ops.
+    Only the flagged segments are searched: the guard band marks few entries.
+    `jit_compile` recomputes them in one XLA call instead of many small graph ops.
     """
     q = plan.segment
     flagged = tf.cast(tf.where(flags), tf.int32)  # [K, 2] (image, segment)
@@ -197,21 +183,6 @@ def list_nonzero(flat: tf.Tensor, max_length: int) -> tuple:
                              out_type=tf.int64)[0]  # [B + 1]: each image's slice of found
     ragged = tf.RaggedTensor.from_row_splits(tf.cast(found, tf.int32), splits, validate=False)
     return ragged.to_tensor(shape=[None, max_length]), tf.cast(ragged.row_lengths(), tf.int32)
-
-
-def list_nonzero_static(flat: tf.Tensor, max_length: int) -> tuple:
-    """`list_nonzero` with static shapes only (for XLA): a running count gives each non-zero
-    its slot, and a scatter over all B·F entries puts it there (slower than `tf.where`)."""
-    batch, size = tf.shape(flat)[0], flat.shape[1]
-    nonzero = tf.not_equal(flat, 0)
-    slot = tf.cumsum(tf.cast(nonzero, tf.int32), axis=1) - 1  # [B, F]
-    # Zeros and entries past max_length go to a dump slot, sliced off below.
-    slot = tf.where(nonzero & (slot < max_length), slot, max_length)
-    target = slot + tf.range(batch)[:, None] * (max_length + 1)
-    source = tf.range(batch * size)  # the flattened index of every entry
-    index = tf.scatter_nd(tf.reshape(target, [-1, 1]), source, [batch * (max_length + 1)])
-    index = tf.reshape(index, [batch, max_length + 1])[:, :max_length]
-    return index, tf.reduce_sum(tf.cast(nonzero, tf.int32), axis=1)
 
 
 # ----------------------------------------------------------------------------- stage 3
@@ -257,33 +228,17 @@ def _stage3(flat, index, counts, codec, plan):
     return decode_entries(flat, index, counts, codec, plan)
 
 
-def encode_canvas(pixels: tf.Tensor, codec, max_length: int, jit_compile: bool = True,
-                  encoder: str = "auto"):
+def encode_canvas(pixels: tf.Tensor, codec, max_length: int, jit_compile: bool = True):
     """uint8 [B, H, W, 3] canvases -> (int32 [B, max_length, 3], int32 [B] lengths L).
 
-    The fast path, for plain graphs such as tf.data (`tf.where` has data-dependent shapes).
-    `encoder`: "fused" runs the fused CPU kernel (`fused_op`), "ops" the three stages as
-    TensorFlow ops (`jit_compile` compiles stages 1 and 3 with XLA), "auto" the kernel where
-    it can be built. Outputs are identical in every mode.
+    The three stages as TensorFlow ops, for plain graphs such as tf.data (`tf.where` has
+    data-dependent shapes); `jit_compile` compiles stages 1 and 3 with XLA. The sequences
+    are the same either way.
     """
     plan = plan_for(pixels, codec)
-    if fused_op.resolve(encoder) == "fused":
-        return fused_op.encode_canvas(pixels, codec, plan, max_length)
     stage1 = _stage1 if jit_compile else flat_coefficients
     stage3 = _stage3 if jit_compile else decode_entries
     flat, flags = stage1(pixels, plan)
     flat = fix_unsafe(flat, flags, pixels, plan, jit_compile)
     index, counts = list_nonzero(flat, max_length)
     return stage3(flat, index, counts, codec, plan)
-
-
-def encode_canvas_static(pixels: tf.Tensor, codec, max_length: int):
-    """`encode_canvas` with static shapes only, to run inside an XLA-compiled step.
-
-    Float64 throughout, as the reference (so nothing needs a guard band), and the static
-    compaction of `list_nonzero_static`.
-    """
-    plan = plan_for(pixels, codec)
-    flat, _ = flat_coefficients(pixels, plan, tf.float64)
-    index, counts = list_nonzero_static(flat, max_length)
-    return decode_entries(flat, index, counts, codec, plan)

@@ -1,10 +1,12 @@
 """The sparse DCT representation in TensorFlow: the twin of `np_ops.py`.
 
 Same function names, arguments and shape contracts as the numpy reference; the tests hold
-the two bit-exact. Everything runs inside `tf.data.Dataset.map` and under
-`tf.function(jit_compile=True)`: no Python loops over pixels or blocks, leading batch
-dimensions allowed wherever they make sense, static output shapes where the input has them
-(the sparse sequence is padded to `max_length` with its true length returned beside it).
+the two bit-exact. Everything runs inside `tf.data.Dataset.map`, with no Python loops over
+pixels or blocks, leading batch dimensions allowed wherever they make sense, static output
+shapes where the input has them (the sparse sequence is padded to `max_length` with its true
+length returned beside it). `sparse_to_dense` also runs under `tf.function(jit_compile=True)`
+(the sampler's compiled chunk step); `dense_to_sparse` does not (its `tf.where` has a
+data-dependent shape).
 
 Arithmetic is float64 and rounding adds ROUND_EPS, exactly as in the numpy twin (see there).
 """
@@ -246,15 +248,12 @@ def dense_to_image(dense: tf.Tensor, codec, upsample: str = "triangle") -> tf.Te
 # ----------------------------------------------------------------------------- sparse
 
 
-def dense_to_sparse(dense: tf.Tensor, codec, max_length: int, xla_compatible: bool = True):
+def dense_to_sparse(dense: tf.Tensor, codec, max_length: int):
     """Dense image -> padded triples plus EOS, static output shapes.
 
     The non-zeros of the channel-major [C, P] view are already sorted by channel, then
-    position, so no sort is needed: each non-zero's slot is its rank among the non-zeros.
-    `xla_compatible=True` finds the slots with a cumulative count over all C·P entries
-    (static shapes throughout, compiles under jit_compile); False compacts with `tf.where`
-    first (dynamic shapes, several times faster in plain graphs such as tf.data). Both give
-    identical outputs (tested).
+    position, so no sort is needed: `tf.where` lists them row-major, and each non-zero's
+    slot is its rank among its image's non-zeros.
 
     Args:
       dense: int [..., Gh, Gw, C] (no or one leading batch dimension).
@@ -265,31 +264,24 @@ def dense_to_sparse(dense: tf.Tensor, codec, max_length: int, xla_compatible: bo
     """
     dense = tf.convert_to_tensor(dense)
     if dense.shape.rank == 3:
-        triples, length = dense_to_sparse(dense[None], codec, max_length, xla_compatible)
+        triples, length = dense_to_sparse(dense[None], codec, max_length)
         return triples[0], length[0]
     batch, gh, gw, c = tf.unstack(tf.shape(dense))
     num_positions = gh * gw
     flat = tf.reshape(tf.transpose(dense, [0, 3, 1, 2]), [batch, c * num_positions])  # [B, C·P]
     nonzero = tf.not_equal(flat, 0)
     num_nonzero = tf.reduce_sum(tf.cast(nonzero, tf.int32), axis=1)  # [B]
-    if xla_compatible:
-        slot = tf.cumsum(tf.cast(nonzero, tf.int32), axis=1) - 1  # [B, C·P]
-        rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(flat))
-        flat_index = tf.broadcast_to(tf.range(c * num_positions)[None, :], tf.shape(flat))
-        keep = nonzero
-    else:
-        where = tf.cast(tf.where(nonzero), tf.int32)  # [M, 2] (row, flat index), row-major
-        rows, flat_index = where[:, 0], where[:, 1]
-        starts = tf.cumsum(num_nonzero, exclusive=True)  # [B]
-        slot = tf.range(tf.shape(where)[0]) - tf.gather(starts, rows)
-        keep = tf.ones_like(slot, tf.bool)
-    # Zeros and overflowing entries go to a dump slot at max_length, sliced off below. Only
-    # the flat index (+1, so that 0 marks an empty slot) is scattered; the triple is derived.
-    slot = tf.where(keep & (slot < max_length), slot, max_length)
+    where = tf.cast(tf.where(nonzero), tf.int32)  # [M, 2] (row, flat index), row-major
+    rows, flat_index = where[:, 0], where[:, 1]
+    starts = tf.cumsum(num_nonzero, exclusive=True)  # [B]
+    slot = tf.range(tf.shape(where)[0]) - tf.gather(starts, rows)  # [M]
+    # Overflowing entries go to a dump slot at max_length, sliced off below. Only the flat
+    # index (+1, so that 0 marks an empty slot) is scattered; the triple is derived.
+    slot = tf.minimum(slot, max_length)
     found = tf.tensor_scatter_nd_update(
         tf.zeros([batch, max_length + 1], tf.int32),
         tf.stack([rows, slot], axis=-1),
-        tf.where(keep, flat_index + 1, 0),
+        flat_index + 1,
     )[:, :max_length]  # [B, max_length]
     filled = found > 0
     index = tf.maximum(found - 1, 0)

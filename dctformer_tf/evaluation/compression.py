@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from dctformer_tf.dct.jpeg import entropy_coded_size, jpeg_bytes
+from dctformer_tf.evaluation.jpeg import entropy_coded_size, jpeg_bytes
 
 
 def compression_report(model_bits, images, codec) -> dict:

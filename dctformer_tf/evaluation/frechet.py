@@ -57,8 +57,8 @@ def fid_from_features(features_a, features_b) -> float:
     """Fréchet distance between the Gaussians fitted to two feature sets [Na, D], [Nb, D].
 
     With fewer samples than dimensions in both sets (a few hundred samples of 2048-d
-    features: well under a second, where each 2048² eigendecomposition takes seconds), the
-    same number comes from the samples themselves (`_frechet_from_samples`).
+    features), the same number comes from the samples themselves (`_frechet_from_samples`):
+    an SVD of an [Nb, Na] matrix instead of eigendecompositions of [D, D] ones.
     """
     a = _check_features(features_a, "fid_from_features: features_a")
     b = _check_features(features_b, "fid_from_features: features_b")

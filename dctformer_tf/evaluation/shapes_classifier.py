@@ -5,10 +5,9 @@ It gives offline feature-based metrics (FID, sFID, precision/recall through
 check of class-conditional samples. Trained by `tools/train_shapes_classifier.py`.
 
 Samples are decoded DCT sequences: JPEG-quality blur, ringing and 4:2:0 chroma. A classifier
-trained on clean renders only calls those "square" (the 32² one named 270 of 300 real test
-images "square" after a quality-75 round trip through the codec, against 96 % right on the
-clean ones), so the class-accuracy check uses one trained with `codec_quality`, on a mix of
-clean and codec round-tripped images.
+trained on clean renders only calls most of those "square", even real images round-tripped
+through the codec (docs/results.md, class-conditional generation), so the class-accuracy
+check uses one trained with `codec_quality`, on a mix of clean and codec round-tripped images.
 
 Layers named here are read by `ShapesClassifierFeatures`: `POOL_LAYER` (the 256-d
 penultimate features) and `SPATIAL_LAYER` (the mid-level 8×8×64 map of block 2).
@@ -35,15 +34,15 @@ def build_shapes_classifier(image_size: int = IMAGE_SIZE) -> keras.Model:
     Shapes have random colours on random gradients, so a shape's outline is an edge of any
     colour and either sign. A fixed (untrained) layer of horizontal and vertical pixel
     differences, split into positive and negative parts, hands the network edges of every
-    polarity; in our runs this halved the steps spent at chance before learning starts.
+    polarity, which shortens the steps spent at chance before learning starts.
     A 64² image is then averaged down 2× (shapes cover at least 2 % of it, so 32×32 still
     shows them and every conv costs 4× less); a 32² one is used whole, since averaging it
-    to 16² cost accuracy (90.1 % on 32² test images, against ≥ 95 % at 64²). Four conv +
-    batch-norm blocks (32×32 -> 16 -> 8 -> 4) end in 128 channels whose global average and
-    global max are concatenated into the 256-d penultimate features. The max picks the
-    strongest shape evidence anywhere and also shortens the start at chance (after two epochs
-    of 10k images: 91 % test accuracy, against 63 % with the average alone); the average
-    keeps the area evidence that decides which shape is the largest.
+    down to 16² costs accuracy. Four conv + batch-norm blocks
+    (32×32 -> 16 -> 8 -> 4) end in 128 channels whose global average and global max are
+    concatenated into the 256-d penultimate features. The max picks the strongest shape
+    evidence anywhere and also shortens the start at chance; the average keeps the area
+    evidence that decides which shape is the largest. The runs behind these choices are in
+    docs/results.md (sample quality).
     """
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
@@ -84,7 +83,7 @@ def train_shapes_classifier(out_path: str, num_train: int = 10000, epochs: int =
     """Trains the classifier on the first `num_train` shapes train images; saves `out_path`.
 
     Flips and quarter turns augment the data for free: none of them changes a shape's class.
-    The defaults (1250 steps) gave 96.95 % on 2000 test images, seed 0. `image_size` is the
+    The defaults make 1250 steps (10,000 images × 4 epochs / batch 32). `image_size` is the
     side the images are drawn at (and the input size): a classifier for 32² runs sees shapes
     rasterised at 32² rather than 64² images resized down. With `codec_quality`, each epoch
     shows a random half of the images as they come back from `codec_round_trip` at that

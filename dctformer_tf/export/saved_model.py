@@ -75,8 +75,7 @@ class ExportModule(tf.Module):
                                    expand_animations=False)
         pixels, content = self.codec.tf_canvas(image)
         # "ops": the SavedModel must load where the fused kernel's library is not built.
-        triples, length = self.codec.tf_encode_canvas(pixels, self.max_length,
-                                                      xla_compatible=False, encoder="ops")
+        triples, length = self.codec.tf_encode_canvas(pixels, self.max_length, encoder="ops")
         length = self.codec.tf_check_length(length, self.max_length)
         return {"triples": triples, "length": length, "content_hw": content}
 

@@ -3,28 +3,10 @@
 import keras
 from keras import ops
 
+from dctformer_tf.data.layout import start_triple  # noqa: F401  (re-exported)
 from dctformer_tf.model.decoder_trunk import DecoderTrunk
 from dctformer_tf.model.position_init import SinusoidalPositionInitializer, check_position_init
 from dctformer_tf.model.value_init import SinusoidalValueInitializer, check_value_init
-
-
-def start_triple(num_channels: int, num_positions: int, num_values: int) -> tuple[int, int, int]:
-    """The START triple that precedes the first element of a sequence in decoder inputs.
-
-    Decoder inputs are the window triples shifted right by one; at sequence start the first
-    input is this triple. Its ids lie just past the target vocabularies, so the input
-    embeddings have `C + 2` channel ids (`C` = EOS, `C + 1` = START), `P + 1` position ids
-    (`P` = START) and `V + 1` value ids (`V` = START).
-
-    Args:
-        num_channels: int. Number of DCT channels `C = 3 * S**2` (EOS excluded).
-        num_positions: int. Number of positions `P = G**2`.
-        num_values: int. Value vocabulary `V = 2 * clip + 1`.
-
-    Returns:
-        `(C + 1, P, V)`: channel, position and value_token ids of the START triple.
-    """
-    return num_channels + 1, num_positions, num_values
 
 
 @keras.saving.register_keras_serializable(package="dctformer_tf")

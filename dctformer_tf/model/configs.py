@@ -1,75 +1,48 @@
 """Plain-Python model configuration: derived sizes, an analytic parameter count, a builder.
 
-No gin here: `gin/models/*.gin` bind the arguments of `build_model` (through the
-configurable that the training entry point registers), and tools may register it directly.
+No gin here: `gin/models/*.gin` bind the architecture fields through the `architecture`
+selector (`train/gin_model.py`), which checks them with `architecture_fields`.
 """
 
 import dataclasses
+import inspect
 from collections.abc import Sequence
 
-from dctformer_tf.model.dctransformer import DCTransformer
-from dctformer_tf.model.par_stack import normalize_layer_spec
+from dctformer_tf.model.dctransformer import DCTransformer, constructor_arguments
 from dctformer_tf.model.partial_image_encoder import encoder_grid_size
 
 LayerSpec = Sequence[Sequence[int]]
 
+# `DCTransformer.__init__` is the one list of the model's fields: their names, order and
+# defaults. A `ModelConfig` holds the same fields with the canvas side `resolution` in place of
+# the grid side and `chunk_size` + `chunk_overlap` in place of the window, because a run is
+# configured in those terms (paper Table 3) and the grid and window follow from them.
+_CONSTRUCTOR = {name: inspect.signature(DCTransformer.__init__).parameters[name]
+                for name in constructor_arguments()}
+_REPLACED = {"grid_size": ("resolution",), "window": ("chunk_size", "chunk_overlap")}
+_RUN_DEFAULTS = {"chunk_size": 896, "chunk_overlap": 128}  # the paper's chunks (Table 3)
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything that fixes a DCTransformer's architecture, in the terms of paper Table 3.
+# The fields that the codec and the chunking decide. They are derived, never bound: that is
+# what keeps data, model, sampler, scoring and export on one grid and one window.
+DERIVED_FIELDS = ("resolution", "block_size", "clip", "value_scale", "chunk_size",
+                  "chunk_overlap")
 
-    Args:
-        resolution: int. Canvas side `R` in pixels.
-        block_size: int. DCT block size `S`; `R` must be a multiple of it.
-        clip: int. Clip value of the quantized coefficients.
-        d_model: int. Model width `D` ("hidden units").
-        num_heads: int. Number of attention heads.
-        encoder_spec: layer spec of the encoder, `[(n_attention, n_dense), ...]`.
-        channel_spec: layer spec of the channel decoder.
-        position_spec: layer spec of the position decoder.
-        value_spec: layer spec of the value decoder.
-        conv_kernel: int. Kernel side of the encoder's downsampling conv.
-        conv_stride: int. Stride of the encoder's downsampling conv.
-        chunk_size: int. Target chunk size (896 in the paper).
-        chunk_overlap: int. Target chunk overlap (128 in the paper).
-        num_classes: int. Number of classes; 0 = unconditional.
-        key_size: int. Size of each attention head.
-        dropout: float. Dropout rate on the residual branches.
-        value_scale: str. `"quantized"` or `"dequantized"` partial-image values.
-        value_init: str. `"normal"` or `"sinusoidal"` start of the value embedding and
-            logits (`value_init.py`).
-        position_init: str. `"normal"` or `"sinusoidal_2d"` start of the position embeddings
-            and logits (`position_init.py`).
-        attention_bias: str. `"none"` or `"grid_2d"` (the value decoder's grid-offset
-            attention bias, `grid_attention_bias.py`).
-        input_transform: str. `"linear"` or `"signed_log"` encoder input (`PartialImageEncoder`).
-        remat: bool. Recompute every residual block's activations in the backward pass
-            instead of storing them (`DCTransformer`); no effect on the weights.
-    """
 
-    resolution: int
-    block_size: int
-    clip: int
-    d_model: int
-    num_heads: int
-    encoder_spec: LayerSpec
-    channel_spec: LayerSpec
-    position_spec: LayerSpec
-    value_spec: LayerSpec
-    conv_kernel: int
-    conv_stride: int
-    chunk_size: int = 896
-    chunk_overlap: int = 128
-    num_classes: int = 0
-    key_size: int = 64
-    dropout: float = 0.0
-    value_scale: str = "quantized"
-    value_init: str = "normal"
-    position_init: str = "normal"
-    attention_bias: str = "none"
-    input_transform: str = "linear"
-    remat: bool = False
+def _config_fields() -> list:
+    required, optional = [], []
+    for name, parameter in _CONSTRUCTOR.items():
+        for field in _REPLACED.get(name, (name,)):
+            if field in _RUN_DEFAULTS:
+                optional.append((field, int, dataclasses.field(default=_RUN_DEFAULTS[field])))
+            elif parameter.default is parameter.empty:
+                required.append((field, parameter.annotation))
+            else:
+                optional.append((field, parameter.annotation,
+                                 dataclasses.field(default=parameter.default)))
+    return required + optional
 
+
+class _ModelConfigMethods:
     def __post_init__(self):
         if self.resolution % self.block_size:
             raise ValueError(f"resolution {self.resolution} is not a multiple of {self.block_size}")
@@ -86,29 +59,7 @@ class ModelConfig:
 
     def model_kwargs(self) -> dict:
         """The `DCTransformer` constructor arguments of this configuration."""
-        return dict(
-            block_size=self.block_size,
-            grid_size=self.grid_size,
-            clip=self.clip,
-            d_model=self.d_model,
-            num_heads=self.num_heads,
-            encoder_spec=normalize_layer_spec(self.encoder_spec),
-            channel_spec=normalize_layer_spec(self.channel_spec),
-            position_spec=normalize_layer_spec(self.position_spec),
-            value_spec=normalize_layer_spec(self.value_spec),
-            conv_kernel=self.conv_kernel,
-            conv_stride=self.conv_stride,
-            window=self.window,
-            num_classes=self.num_classes,
-            key_size=self.key_size,
-            dropout=self.dropout,
-            value_scale=self.value_scale,
-            value_init=self.value_init,
-            position_init=self.position_init,
-            attention_bias=self.attention_bias,
-            input_transform=self.input_transform,
-            remat=self.remat,
-        )
+        return {name: getattr(self, name) for name in _CONSTRUCTOR}
 
     def input_shapes(self, batch_size: int | None = None) -> dict:
         """Shapes of the `DCTransformer` inputs for one window, for `model.build`."""
@@ -122,11 +73,51 @@ class ModelConfig:
         return shapes
 
 
-DERIVED_FIELDS = ("resolution", "block_size", "clip", "value_scale", "chunk_size",
-                  "chunk_overlap")
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig", _config_fields(), bases=(_ModelConfigMethods,), frozen=True)
+ModelConfig.__module__ = __name__
+ModelConfig.__doc__ = """Everything that fixes a DCTransformer's architecture, in the terms of paper Table 3.
+
+    The fields are `DCTransformer`'s constructor arguments (see its docstring), with
+    `resolution` (canvas side `R`, a multiple of `block_size`) for `grid_size`, and
+    `chunk_size` and `chunk_overlap` (the paper's 896 and 128 by default) for `window`.
+    `model_kwargs()` gives the constructor arguments back.
+    """
+
 ARCHITECTURE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig)
                             if f.name not in DERIVED_FIELDS)
+REQUIRED_ARCHITECTURE_FIELDS = tuple(
+    f.name for f in dataclasses.fields(ModelConfig)
+    if f.name in ARCHITECTURE_FIELDS and f.default is dataclasses.MISSING)
 
+
+def architecture_fields(fields: dict, where: str = "architecture") -> dict:
+    """`fields` checked as a model architecture and completed with the defaults.
+
+    Args:
+      fields: some of `ARCHITECTURE_FIELDS`, by name.
+      where: how the error messages name the settings (the gin selector).
+    Returns:
+      dict with every field of `ARCHITECTURE_FIELDS`.
+    Raises:
+      ValueError naming the field: one that the codec or chunking decides, one that no
+      model has, or a required one missing.
+    """
+    derived = sorted(set(fields) & set(DERIVED_FIELDS))
+    if derived:
+        raise ValueError(f"model settings {derived} come from the codec and the chunking "
+                         "(build_codec.*, build_chunking.*); do not set them")
+    unknown = sorted(set(fields) - set(ARCHITECTURE_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: no model field {unknown}; the fields are "
+                         f"{', '.join(ARCHITECTURE_FIELDS)}")
+    missing = [name for name in REQUIRED_ARCHITECTURE_FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"{where}: {', '.join(f'{where}.{name}' for name in missing)} "
+                         "not set (gin/models/*.gin sets them)")
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)
+                if f.name in ARCHITECTURE_FIELDS and f.default is not dataclasses.MISSING}
+    return {**defaults, **fields}
 
 
 def model_config(codec, chunking, **architecture) -> ModelConfig:
@@ -137,10 +128,7 @@ def model_config(codec, chunking, **architecture) -> ModelConfig:
     Args:
       architecture: the `ARCHITECTURE_FIELDS` of `ModelConfig` (d_model, num_heads, ...).
     """
-    derived = set(architecture) & set(DERIVED_FIELDS)
-    if derived:
-        raise ValueError(f"model settings {sorted(derived)} come from the codec and the "
-                         "chunking (build_codec.*, build_chunking.*); do not set them")
+    architecture = architecture_fields(architecture)
     if codec.resolution is None:
         raise ValueError("the codec has no resolution: a model needs a fixed canvas "
                          "(set build_codec.resolution)")

@@ -1,5 +1,6 @@
 """DCTransformer: partial-image encoder plus channel, position and value decoders."""
 
+import inspect
 from collections.abc import Sequence
 
 import keras
@@ -312,30 +313,13 @@ class DCTransformer(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "block_size": self.block_size,
-                "grid_size": self.grid_size,
-                "clip": self.clip,
-                "d_model": self.d_model,
-                "num_heads": self.num_heads,
-                "encoder_spec": self.encoder_spec,
-                "channel_spec": self.channel_spec,
-                "position_spec": self.position_spec,
-                "value_spec": self.value_spec,
-                "conv_kernel": self.conv_kernel,
-                "conv_stride": self.conv_stride,
-                "window": self.window,
-                "num_classes": self.num_classes,
-                "key_size": self.key_size,
-                "dropout": self.dropout,
-                "value_scale": self.value_scale,
-                "value_init": self.value_init,
-                "position_init": self.position_init,
-                "attention_bias": self.attention_bias,
-                "input_transform": self.input_transform,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "remat": self.remat,
-            }
-        )
+        # Every constructor argument, read back from the attribute of the same name.
+        config.update({name: getattr(self, name) for name in constructor_arguments()})
         return config
+
+
+def constructor_arguments() -> tuple[str, ...]:
+    """The names of `DCTransformer`'s constructor arguments, in order (`**kwargs` aside)."""
+    parameters = inspect.signature(DCTransformer.__init__).parameters.values()
+    return tuple(p.name for p in parameters
+                 if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self")

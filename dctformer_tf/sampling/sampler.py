@@ -26,8 +26,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from dctformer_tf.data.chunking import chunk_bounds
+from dctformer_tf.data.layout import start_triple
 from dctformer_tf.dct import tf_ops
-from dctformer_tf.model.channel_decoder import start_triple
 from dctformer_tf.runs import load_trained_model
 from dctformer_tf.sampling import masks
 from dctformer_tf.sampling.decoding import CachedDecoding, NoCacheDecoding
@@ -169,8 +170,11 @@ class Sampler:
                                          length=tf.fill([batch], chunk_start))
         encoder_output = self.model.encode(partial, label if self.model.num_classes else None)
         decoder_state = self.decoding.init(encoder_output, label)
-        window_start = tf.maximum(chunk_start - self.overlap, 0)
-        num_steps = tf.minimum(chunk_start + self.chunk_size, self.max_length) - window_start
+        # The training chunk's bounds, on the sequence buffer: a sample's length is unknown
+        # until its EOS, so the last chunk ends at the buffer's end.
+        _, chunk_end, window_start = chunk_bounds(self.max_length, k, self.chunk_size,
+                                                  self.overlap)
+        num_steps = chunk_end - window_start
         rows = tf.range(batch)
 
         def draw(logits, allowed, head, t, fed, given):

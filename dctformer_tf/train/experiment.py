@@ -7,124 +7,57 @@ Started again with the same command after being killed, it resumes from its last
 (same step, optimizer state, schedule position, tokens). The files it writes are described
 in `dctformer_tf.runs`.
 
-One source of truth (docs/design.md §9): the codec is bound once (`build_codec.*`), the
-chunking once (`build_chunking.*`), and `build_model.*` binds the architecture only; the
-model's vocabularies, grid and window are derived from the first two (`runs.model_config`).
+Gin injects what the run is made of, as t5x does: gin/runs/train.gin binds `train.codec =
+@build_codec()`, `train.chunking`, `train.architecture`, `train.sequences` and
+`train.chunk_policy` the same way, and no configurable looks up another. One source of truth
+(docs/design.md §9): the codec is bound once (`build_codec.*`), the chunking once
+(`build_chunking.*`), and `architecture.*` binds the architecture only; the model's
+vocabularies, grid and window are derived from the first two (`runs.RunSettings.model`).
 """
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
-import shutil
 import sys
-from collections.abc import Callable
 
 import gin
 import keras
 import tensorflow as tf
 
-from dctformer_tf.data.chunking import chunk_dataset
-from dctformer_tf.data.pipeline import OverlongLog, encode_dataset
-from dctformer_tf.data.sources import Shard, get_source
+from dctformer_tf.data.layout import Chunking, ChunkPolicy
+from dctformer_tf.data.pipeline import OverlongLog
+from dctformer_tf.data.source_settings import DataSettings
+from dctformer_tf.data.training_input import (
+    SequenceSource,
+    budget_chunks,
+    local_input_contexts,
+    mean_loss_tokens,
+    overlong_log,
+    pipeline_shard,
+    sharded_input,
+)
 from dctformer_tf.dct import SparseCodec
-from dctformer_tf.runs import (
-    CHECKPOINT_DIR,
-    DataSettings,
-    RunSettings,
-    build_run_model,
-    restore_checkpoint,
-    write_run_file,
-)
-from dctformer_tf.train.bpd_callback import HeldOutBpd
-from dctformer_tf.train.callbacks import (
-    CheckpointEveryEpoch,
-    StopAtTokenBudget,
-    StopOnNonFinite,
-    TensorBoardScalars,
-)
-from dctformer_tf.train.gin_model import (  # noqa: F401  (gin_model_config re-exported)
-    build_chunking,
-    build_codec,
-    gin_model_config,
-    model_architecture,
-)
+from dctformer_tf.runs import CHECKPOINT_DIR, RunSettings, build_run_model, write_run_file
+from dctformer_tf.train import gin_model
+from dctformer_tf.train.callback_list import core_callbacks, monitoring_callbacks
+from dctformer_tf.train.gin_model import gin_model_config  # noqa: F401  (re-exported for tools)
 from dctformer_tf.train.nonfinite import MonitoredAdam
+from dctformer_tf.train.preflight import (
+    check_free_disk,
+    check_not_empty,
+    check_run_length,
+    check_writable,
+    prepare_model_dir,
+)
+from dctformer_tf.train.recovery import restore_latest
 from dctformer_tf.train.run_lock import RunLock
-from dctformer_tf.train.sample_callback import SampleGrid
 from dctformer_tf.train.schedules import WarmupCosine
-from dctformer_tf.train.strategy import check_global_batch, make_strategy
+from dctformer_tf.train.scoped_settings import dtype_policy, op_determinism
+from dctformer_tf.train.strategy import check_global_batch, is_chief, make_strategy
 from dctformer_tf.train.trainer import DCTransformerTrainer
 
 log = logging.getLogger("dctformer_tf.train")
-
-# What restoring a truncated, corrupted or mismatched checkpoint raises.
-DAMAGED_CHECKPOINT = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
-                      tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError,
-                      IndexError)
-
-# Input pipeline i draws its chunks and shuffles with seed + i * PIPELINE_SEED_STRIDE: pipeline
-# 0 keeps the run's seed (single-worker runs are unchanged), and the others stay clear of the
-# small offsets the run itself adds to its seed (+1 for eval, + epoch on resuming, +1 inside
-# the chunking).
-PIPELINE_SEED_STRIDE = 1_000_003
-
-
-@dataclasses.dataclass(frozen=True)
-class SequenceSource:
-    """Images of a data source, encoded to sparse sequences (`build_sequences.*` in gin).
-
-    Args:
-      data: DataSettings. Source, data_dir and splits.
-      max_length: int. Sequence buffer length (EOS included).
-      num_examples: int or None. Take only the first N images of the training split.
-      num_eval_examples: int or None. Likewise for the held-out split.
-      on_overflow: str. What a sequence longer than max_length does (`encode_dataset`).
-      cache: bool. Cache the encoded sequences in memory (small datasets: encode once).
-      encoder: str. The fast encoder's form (`encode_dataset`): "auto", "fused" or "ops".
-        "ops" where the input pipeline runs on a host that did not build the fused kernel
-        (a TPU Node's remote host).
-    """
-
-    data: DataSettings
-    max_length: int
-    num_examples: int | None = None
-    num_eval_examples: int | None = 1000
-    on_overflow: str = "error"
-    cache: bool = False
-    encoder: str = "auto"
-
-    def dataset(self, codec: SparseCodec, split: str, num_examples: int | None = None,
-                shard: Shard | None = None, overlong: OverlongLog | None = None
-                ) -> tf.data.Dataset:
-        """Encoded sequences of `split`: `images(split, num_examples, shard)`, encoded; with
-        on_overflow="skip", `overlong` records the images skipped."""
-        sequences = self.encode(self.images(split, num_examples, shard), codec, overlong)
-        return sequences.cache() if self.cache else sequences
-
-    def images(self, split: str, num_examples: int | None = None,
-               shard: Shard | None = None) -> tf.data.Dataset:
-        """The images of `split`, `{"image": uint8 [H, W, 3], "label": int32 [], "name":
-        string []}`: the first `num_examples` (None: `self.num_examples` for the training
-        split, `self.num_eval_examples` for any other), then only `shard`'s part of them
-        (None: all).
-
-        The source itself cuts and shards (`data.sources.get_source`), so a pipeline never
-        decodes the other shards' images.
-        """
-        if num_examples is None:
-            is_train = split == self.data.train_split
-            num_examples = self.num_examples if is_train else self.num_eval_examples
-        images, _ = get_source(self.data.source, split, shard=shard, num_examples=num_examples,
-                               **self.data.source_kwargs())
-        return images
-
-    def encode(self, images: tf.data.Dataset, codec: SparseCodec,
-               overlong: OverlongLog | None = None) -> tf.data.Dataset:
-        """Images -> padded sparse sequences (`data.pipeline.encode_dataset`)."""
-        return encode_dataset(images, codec, self.max_length, on_overflow=self.on_overflow,
-                              overlong=overlong, encoder=self.encoder)
 
 
 @gin.configurable("build_sequences")
@@ -144,107 +77,22 @@ def sequence_source(
 
 
 def build_run_settings() -> tuple[RunSettings, SequenceSource]:
-    """The run's settings from the gin bindings, each bound once, and its data source."""
+    """The run settings and data source that the parsed gin files bind, for tools that size
+    or time a run without training it (`train()` receives them from gin instead)."""
     sequences = sequence_source()
-    run = RunSettings(build_codec(), build_chunking(), model_architecture(),
-                      sequences.max_length, sequences.data)
+    run = RunSettings(gin_model.build_codec(), gin_model.build_chunking(),
+                      gin_model.architecture(), sequences.max_length, sequences.data)
     return run, sequences
-
-
-@gin.configurable
-def build_chunks(
-    sequences: tf.data.Dataset,
-    run: RunSettings,
-    batch_size: int,
-    seed: int,
-    p_min: float = 0.1,
-    l_max: int | None = None,
-    shuffle_buffer: int = 1024,
-    loss_from_channel: int = 0,
-    examples_per_encode: int = 1,
-) -> tf.data.Dataset:
-    """Sequences (repeated forever) -> batches of compact training chunks (`data.chunking`),
-    on the run's chunking.
-
-    loss_from_channel > 0 restricts the loss to the non-prefix part of each sequence
-    (super-resolution / colorization fine-tuning, `gin/runs/*_shapes.gin`).
-    examples_per_encode > 1 draws that many chunks (on average, before the length filter)
-    from each encoded sequence: the same (length, chunk) distribution for fewer encodes
-    (gin/data/*.gin set it for the Table 3 runs)."""
-    return chunk_dataset(sequences.repeat(), run.codec, run.chunking.chunk_size,
-                         run.chunking.overlap, batch_size, seed, p_min=p_min, l_max=l_max,
-                         shuffle_buffer=shuffle_buffer, loss_from_channel=loss_from_channel,
-                         examples_per_encode=examples_per_encode)
-
-
-def sharded_input(sequences: SequenceSource, run: RunSettings, split: str, batch_size: int,
-                  seed: int, overlong: OverlongLog | None = None
-                  ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
-    """The input function `train` gives `strategy.distribute_datasets_from_function`.
-
-    Each input pipeline (one per worker process, or per TPU host) reads and encodes only
-    its shard of `split` (`pipeline_sequences`) and chunks it with a seed of its own, so
-    the workers together encode every image once per epoch and draw different chunks.
-    Hence no autosharding: the datasets it returns are already one worker's.
-
-    Args:
-      batch_size: the global batch; each pipeline batches per replica.
-      seed: the run's seed for this input (`pipeline_seed` derives each pipeline's).
-
-    Returns:
-      fn(context) -> endless dataset of training chunks (`build_chunks`) in batches of
-      `context.get_per_replica_batch_size(batch_size)`.
-    """
-
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        data = pipeline_sequences(sequences, run.codec, split, context, overlong)
-        return build_chunks(data, run, context.get_per_replica_batch_size(batch_size),
-                            pipeline_seed(seed, context.input_pipeline_id))
-
-    return dataset_fn
-
-
-def pipeline_sequences(sequences: SequenceSource, codec: SparseCodec, split: str,
-                       context: tf.distribute.InputContext,
-                       overlong: OverlongLog | None = None) -> tf.data.Dataset:
-    """One epoch of the encoded sequences of `split` that one input pipeline reads."""
-    return sequences.dataset(codec, split, shard=pipeline_shard(context), overlong=overlong)
-
-
-def pipeline_shard(context: tf.distribute.InputContext) -> Shard | None:
-    """The part of the source one input pipeline reads: all of it (None) when it is the only
-    pipeline, else shard `input_pipeline_id` of `num_input_pipelines`."""
-    if context.num_input_pipelines == 1:
-        return None
-    return Shard(context.input_pipeline_id, context.num_input_pipelines)
-
-
-def pipeline_seed(seed: int, pipeline_id: int) -> int:
-    """Input pipeline `pipeline_id`'s chunking and shuffle seed; pipeline 0 keeps `seed`."""
-    return seed + PIPELINE_SEED_STRIDE * pipeline_id
-
-
-def local_input_contexts(strategy: tf.distribute.Strategy) -> list[tf.distribute.InputContext]:
-    """The `InputContext` of each input pipeline this process builds under `strategy`: the one
-    whole-source pipeline of a single-worker strategy, this worker's under
-    MultiWorkerMirroredStrategy, one per host under TPUStrategy (one client builds them all).
-
-    TensorFlow has no public call for them, so the strategy is asked to distribute a
-    placeholder dataset (nothing is read) and the contexts it hands out are kept.
-    """
-    contexts = []
-
-    def record(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        contexts.append(context)
-        return tf.data.Dataset.from_tensors([0])
-
-    strategy.distribute_datasets_from_function(record)
-    return contexts
 
 
 @gin.configurable
 def train(
     model_dir: str = gin.REQUIRED,
+    codec: SparseCodec = gin.REQUIRED,
+    chunking: Chunking = gin.REQUIRED,
+    architecture: dict = gin.REQUIRED,
+    sequences: SequenceSource = gin.REQUIRED,
+    chunk_policy: ChunkPolicy = gin.REQUIRED,
     strategy: str = "default",
     batch_size: int = gin.REQUIRED,
     learning_rate: float = 5e-4,
@@ -273,6 +121,11 @@ def train(
 
     Args:
       model_dir: where checkpoints, TensorBoard logs and the run settings go.
+      codec: how images become sequences (`@build_codec()`).
+      chunking: how sequences are cut into windows (`@build_chunking()`).
+      architecture: the model's architecture fields (`@architecture()`).
+      sequences: the data source, encoded (`@build_sequences()`).
+      chunk_policy: the chunk law and length filter of training (`@build_chunks()`).
       strategy: "default" | "one_device" | "mirrored" | "multi_worker" | "tpu".
       batch_size: global batch size (a multiple of the number of replicas). Each worker's
         input pipeline reads and encodes only its shard of the data and batches per
@@ -308,7 +161,7 @@ def train(
     """
     check_run_length(total_steps, tokens, steps_per_epoch, steps_per_execution)
     log.info("Building run settings...")
-    run, sequences = build_run_settings()
+    run = RunSettings(codec, chunking, architecture, sequences.max_length, sequences.data)
     check_writable(model_dir)
     with contextlib.ExitStack() as held:
         if deterministic:
@@ -332,7 +185,8 @@ def train(
         for context in contexts:
             check_not_empty(sequences, run.codec, pipeline_shard(context), overlong)
         if tokens is not None:
-            total_steps = steps_for_tokens(tokens, budget_chunks(sequences, run, batch_size, seed))
+            total_steps = steps_for_tokens(tokens, budget_chunks(
+                sequences, codec, chunking, chunk_policy, batch_size, seed))
 
         log.info("Building model...")
         with dist.scope():
@@ -349,12 +203,13 @@ def train(
         # Each worker reads and encodes only its shard of the source (`sharded_input`). A resumed
         # run draws new chunks and batches instead of replaying the first ones.
         train_chunks = dist.distribute_datasets_from_function(
-            sharded_input(sequences, run, run.data.train_split, batch_size, seed + initial_epoch,
-                          overlong))
+            sharded_input(sequences, codec, chunking, chunk_policy, run.data.train_split,
+                          batch_size, seed + initial_epoch, overlong))
         eval_chunks = None
         if eval_steps:
             eval_chunks = dist.distribute_datasets_from_function(
-                sharded_input(sequences, run, run.data.eval_split, batch_size, seed + 1))
+                sharded_input(sequences, codec, chunking, chunk_policy, run.data.eval_split,
+                              batch_size, seed + 1))
 
         callbacks = core_callbacks(manager, os.path.join(model_dir, "tensorboard"), log_every,
                                    record_run(model_dir, run), tokens, overlong, damaged)
@@ -377,35 +232,6 @@ def train(
         return history
 
 
-@contextlib.contextmanager
-def op_determinism():
-    """TensorFlow's op determinism on inside the block, as the caller had it after."""
-    # The public API can turn it on only; reading and turning it off are in the module that
-    # `tf.config.experimental.enable_op_determinism` itself comes from.
-    from tensorflow.python.framework import config as tf_config
-
-    was_on = tf_config.is_op_determinism_enabled()
-    tf.config.experimental.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if not was_on:
-            tf_config.disable_op_determinism()
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str | None):
-    """Keras' global dtype policy set to `name` (None: unchanged) for the block, and the
-    previous one restored after it, also when the block raises."""
-    previous = keras.config.dtype_policy()
-    if name is not None:
-        keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:
     """The run's last line on over-long images: how many training images were skipped."""
     if sequences.on_overflow != "skip":
@@ -414,55 +240,6 @@ def log_overlong(overlong: OverlongLog, sequences: SequenceSource) -> None:
     log.log(logging.WARNING if count else logging.INFO,
             "Skipped %d training image%s longer than max_length=%d%s", count,
             "" if count == 1 else "s", sequences.max_length, " (named above)" if count else "")
-
-
-def check_run_length(total_steps: int | None, tokens: float | None, steps_per_epoch: int,
-                     steps_per_execution: int) -> None:
-    """Exactly one run length, and epochs (checkpoint intervals) of whole executions."""
-    if (total_steps is None) == (tokens is None):
-        raise ValueError("train: give exactly one of total_steps and tokens "
-                         f"(got total_steps={total_steps}, tokens={tokens})")
-    if steps_per_epoch % steps_per_execution:
-        raise ValueError(f"train: steps_per_epoch {steps_per_epoch} is not a multiple of "
-                         f"steps_per_execution {steps_per_execution}")
-
-
-def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
-    """Creates `model_dir`, failing early when it cannot be written; returns the folder
-    this worker writes to."""
-    if not is_chief(strategy):
-        # Every worker must take part in saving (collectives), but only the chief's files
-        # count; the others write to a scratch folder of their own.
-        model_dir = os.path.join(model_dir, f"worker_{strategy.cluster_resolver.task_id}_scratch")
-    os.makedirs(model_dir, exist_ok=True)
-    return model_dir
-
-
-def overlong_log(strategy: tf.distribute.Strategy,
-                 contexts: list[tf.distribute.InputContext]) -> OverlongLog:
-    """Where this worker records the training images it skips as over-long. A multi-host
-    TPU client builds every host's pipeline, which runs on that host, out of reach of a
-    Python callback: there each host prints its skips and nothing is counted."""
-    remote = isinstance(strategy, tf.distribute.TPUStrategy) and len(contexts) > 1
-    if remote:
-        log.info("Multi-host TPU: each host prints the over-long images it skips; the run "
-                 "does not count them")
-    return OverlongLog(host=not remote)
-
-
-def budget_chunks(sequences: SequenceSource, run: RunSettings, batch_size: int,
-                  seed: int) -> tf.data.Dataset:
-    """Global batches of chunks of the whole training split, to measure the token budget on.
-
-    Every worker must run the same number of steps (one that stops early leaves the others
-    waiting in a collective), so every worker measures the same data, the unsharded source
-    with the run's seed, and not its own shard. Uncached: reading a cache partly would
-    discard it.
-    """
-    # Its own quiet log: the training pipelines name and count their own skips.
-    whole = dataclasses.replace(sequences, cache=False).dataset(
-        run.codec, run.data.train_split, overlong=OverlongLog(warn=False))
-    return build_chunks(whole, run, batch_size, seed)
 
 
 def steps_for_tokens(tokens: float, chunks: tf.data.Dataset) -> int:
@@ -490,89 +267,6 @@ def build_trainer(run: RunSettings, total_steps: int, learning_rate: float, warm
     return model
 
 
-def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
-                   steps_per_epoch: int, skipped: list | None = None) -> int:
-    """Restores the newest checkpoint that restores cleanly, if any (each one skipped is
-    named in a warning and appended to `skipped`); returns the epoch to start from."""
-    for path in reversed(manager.checkpoints):  # newest first
-        log.info("Restoring checkpoint %s...", path)
-        try:
-            restore_checkpoint(checkpoint, path)
-        # A damaged file fails in several ways (DataLossError, IndexError from the reader,
-        # a shape or dtype mismatch, ...): each makes this checkpoint unusable, not the run.
-        # Anything else (a file system that is down, out of memory) stops the run.
-        except (*DAMAGED_CHECKPOINT, tf.errors.OpError) as error:
-            if not is_damaged_checkpoint(error):
-                raise
-            message = (getattr(error, "message", None) or str(error) or type(error).__name__)
-            message = f"{type(error).__name__}: {message.splitlines()[0]}"
-            log.warning("Skipping checkpoint %s: it does not restore (%s)", path, message[:300])
-            if skipped is not None:
-                skipped.append(path)
-            continue
-        model = checkpoint.model
-        step = int(model.optimizer.iterations.numpy())
-        log.info("Resuming at step %d (epoch %d), %.4g tokens seen", step,
-                 step // steps_per_epoch, float(model.tokens_seen.numpy()))
-        return step // steps_per_epoch
-    if manager.checkpoints:
-        raise ValueError(f"{manager.directory}: no checkpoint restores (tried "
-                         f"{', '.join(manager.checkpoints)}); move them aside to start over")
-    log.info("No checkpoint in %s: starting from step 0", manager.directory)
-    return 0
-
-
-def is_damaged_checkpoint(error: Exception) -> bool:
-    """Whether restoring failed because the checkpoint's files are damaged. TensorFlow's
-    checkpoint reader reports a bundle checksum mismatch as a plain OpError (code UNKNOWN),
-    so that one is recognised by its message."""
-    if isinstance(error, DAMAGED_CHECKPOINT):
-        return True
-    return "Checksum does not match" in (getattr(error, "message", None) or str(error))
-
-
-def check_writable(model_dir: str) -> None:
-    """Fails at once, naming the folder, when `model_dir` cannot be created or written."""
-    probe = os.path.join(model_dir, ".write_check")
-    try:
-        tf.io.gfile.makedirs(model_dir)
-        with tf.io.gfile.GFile(probe, "w") as f:
-            f.write("ok")
-        tf.io.gfile.remove(probe)
-    except (OSError, tf.errors.OpError) as error:
-        message = getattr(error, "message", str(error)).splitlines()[0]
-        raise OSError(f"model_dir {model_dir!r} is not writable ({message})") from None
-
-
-def check_free_disk(model_dir: str, model) -> None:
-    """Fails when a local `model_dir` has no room for two checkpoints (weights and Adam's two
-    moments in float32, about 12 bytes per parameter each)."""
-    if "://" in model_dir:
-        return  # remote file systems report no free space
-    need = 2 * 12 * model.count_params()
-    free = shutil.disk_usage(model_dir).free
-    if free < need:
-        raise OSError(f"model_dir {model_dir!r}: {free / 1e9:.2f} GB free, two checkpoints "
-                      f"of this model need about {need / 1e9:.2f} GB")
-
-
-def check_not_empty(sequences: SequenceSource, codec: SparseCodec,
-                    shard: Shard | None = None, overlong: OverlongLog | None = None) -> None:
-    """Fails, naming the source, when `shard` of the training split (None: all of it) yields
-    no sequence; a shard left empty by too many workers fails in the source, naming the
-    shard. Reads up to the first sequence, outside any cache (reading a cached dataset partly
-    would discard the cache): one image, or more when the first ones are skipped as over-long
-    (`overlong` records them)."""
-    data = sequences.data
-    images = sequences.images(data.train_split, shard=shard)
-    if not any(True for _ in sequences.encode(images, codec, overlong).take(1)):
-        where = "" if shard is None else f" ({shard})"
-        skipped = overlong is not None and overlong.count
-        over = f" within max_length={sequences.max_length}" if skipped else ""
-        raise ValueError(f"data source {data.source!r} split {data.train_split!r}{where} "
-                         f"yields no images{over}")
-
-
 def record_run(model_dir: str, run: RunSettings) -> str:
     """Writes run.json and the operative gin config; returns the latter's text."""
     operative = gin.operative_config_str()
@@ -582,59 +276,9 @@ def record_run(model_dir: str, run: RunSettings) -> str:
     return operative
 
 
-def core_callbacks(manager: tf.train.CheckpointManager, log_dir: str, log_every: int,
-                   gin_text: str, tokens: float | None,
-                   overlong: OverlongLog | None = None, damaged: list = ()) -> list:
-    """Divergence stop, checkpoints, TensorBoard scalars and the token budget, each reading
-    the device only every `log_every` steps or at epoch ends. Resuming is
-    the checkpoints' job alone: Keras' BackupAndRestore restores weights without the
-    optimizer, and after a kill they can disagree (docs/design.md §4). `overlong`'s count
-    goes to TensorBoard as `data/overlong_skipped`: the images the input pipeline has
-    skipped so far (it reads ahead of the step, and counts each image once)."""
-    host_scalars = {}
-    if overlong is not None:
-        host_scalars["data/overlong_skipped"] = lambda: overlong.count
-    callbacks = [StopOnNonFinite(manager, log_every, damaged), CheckpointEveryEpoch(manager),
-                 TensorBoardScalars(log_dir, log_every, gin_text, host_scalars)]
-    if tokens is not None:
-        callbacks.append(StopAtTokenBudget(tokens, log_every))
-    return callbacks
-
-
-def monitoring_callbacks(run: RunSettings, sequences: SequenceSource, log_dir: str,
-                         sample_every: int, sample_num: int, sample_max_chunks: int | None,
-                         seed: int, bpd_eval_images: int) -> list:
-    """The chief's optional TensorBoard sample grids and held-out bpd."""
-    callbacks = []
-    if sample_every:
-        callbacks.append(SampleGrid(run, log_dir, sample_every, sample_num, seed,
-                                    sample_max_chunks))
-    if bpd_eval_images:
-        held_out = sequences.dataset(run.codec, run.data.eval_split, bpd_eval_images).cache()
-        callbacks.append(HeldOutBpd(run, held_out, log_dir))
-    return callbacks
-
-
 def fit_verbosity(verbose: int | str) -> int:
     """Keras `fit` verbosity: "auto" is a progress bar on a terminal, else one line per
     epoch."""
     if verbose == "auto":
         return 1 if sys.stdout.isatty() else 2
     return int(verbose)
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """False only for the non-chief workers of a multi-worker run."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
-        return True
-    if resolver.task_type in (None, "chief"):
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def mean_loss_tokens(chunks: tf.data.Dataset, num_batches: int = 20) -> float:
-    """Mean loss-bearing tokens per batch over the first batches of the data."""
-    counts = [float(tf.reduce_sum(batch["loss_tokens"])) for batch in chunks.take(num_batches)]
-    return sum(counts) / len(counts)

@@ -1,16 +1,18 @@
 """The gin selectors of a run's codec, chunking and architecture, without TensorFlow.
 
-`gin/models/*.gin` binds `build_model.*` (the architecture) and `build_codec.*` /
+`gin/models/*.gin` binds `architecture.*` (the architecture) and `build_codec.*` /
 `build_chunking.*` through their macros; `experiment.train` reads them through these
 functions, and so do the tools that size a model and the JAX-backend runner
 (`train/portable.py`), which must parse the same files on a host with no TensorFlow.
 """
 
+import dataclasses
+
 import gin
 
-from dctformer_tf.data.layout import Chunking
+from dctformer_tf.data.layout import Chunking, ChunkPolicy
 from dctformer_tf.dct import SparseCodec
-from dctformer_tf.model.configs import ModelConfig, model_config
+from dctformer_tf.model.configs import ModelConfig, architecture_fields, model_config
 from dctformer_tf.runs import DataSettings, RunSettings
 
 
@@ -32,42 +34,38 @@ def build_chunking(chunk_size: int = gin.REQUIRED, overlap: int = gin.REQUIRED) 
     return Chunking(chunk_size, overlap)
 
 
-@gin.configurable("build_model")
-def model_architecture(
-    d_model: int = gin.REQUIRED,
-    num_heads: int = gin.REQUIRED,
-    encoder_spec=gin.REQUIRED,
-    channel_spec=gin.REQUIRED,
-    position_spec=gin.REQUIRED,
-    value_spec=gin.REQUIRED,
-    conv_kernel: int = gin.REQUIRED,
-    conv_stride: int = gin.REQUIRED,
-    num_classes: int = 0,
-    key_size: int = 64,
-    dropout: float = 0.0,
-    value_init: str = "normal",
-    position_init: str = "normal",
-    attention_bias: str = "none",
-    input_transform: str = "linear",
-    remat: bool = False,
-) -> dict:
-    """The architecture fields of `ModelConfig` (gin/models/*.gin bind them); the rest of the
-    model's configuration comes from the codec and the chunking."""
-    return dict(d_model=d_model, num_heads=num_heads, encoder_spec=encoder_spec,
-                channel_spec=channel_spec, position_spec=position_spec, value_spec=value_spec,
-                conv_kernel=conv_kernel, conv_stride=conv_stride, num_classes=num_classes,
-                key_size=key_size, dropout=dropout, value_init=value_init,
-                position_init=position_init, attention_bias=attention_bias,
-                input_transform=input_transform, remat=remat)
+@gin.configurable("architecture")
+def architecture(**fields) -> dict:
+    """The model's architecture: the `ARCHITECTURE_FIELDS` of `ModelConfig` that
+    gin/models/*.gin bind (`architecture.d_model = ...`), completed with their defaults. The
+    rest of the model's configuration comes from the codec and the chunking."""
+    return architecture_fields(fields)
+
+
+@gin.configurable("build_chunks")
+def chunk_policy(**fields) -> ChunkPolicy:
+    """The chunk law and length filter of training (`build_chunks.p_min = ...`); the fields
+    and their defaults are `ChunkPolicy`'s."""
+    known = [f.name for f in dataclasses.fields(ChunkPolicy)]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise ValueError(f"build_chunks: no setting {unknown}; the settings are "
+                         f"{', '.join(known)} (the chunk size is build_chunking.*)")
+    return ChunkPolicy(**fields)
 
 
 def gin_model_config() -> ModelConfig:
-    """The model the parsed gin files describe: the architecture from `build_model.*`, the
+    """The model the parsed gin files describe: the architecture from `architecture.*`, the
     rest from the codec and the chunking (for tools that size gin/models/*.gin)."""
-    return model_config(build_codec(), build_chunking(), **model_architecture())
+    return model_config(build_codec(), build_chunking(), **architecture())
 
 
 REQUIRED = object()  # what `%gin.REQUIRED` reads as in `read_bindings`
+
+# The selectors whose results gin/runs/train.gin injects into `train` (`train.codec =
+# @build_codec()`): `read_bindings` keeps such a reference as it is, and its reader takes the
+# value from the selector's own bindings.
+SELECTORS = ("build_codec", "build_chunking", "architecture", "build_sequences", "build_chunks")
 
 
 def read_bindings(files, bindings=()) -> dict:
@@ -78,7 +76,8 @@ def read_bindings(files, bindings=()) -> dict:
     `experiment.train`), yet must honour the same run files (`train/portable.py`). Later
     bindings win, as in gin; `include "f.gin"` reads `f.gin` as gin does (from the working
     directory), else beside the including file. What this reader cannot evaluate is refused:
-    scoped bindings (`scope/selector.arg`) and configurable references (`@name`).
+    scoped bindings (`scope/selector.arg`) and configurable references (`@name`) other than
+    calls of the `SELECTORS`, which are returned as they are.
 
     Args:
       files: paths of .gin files.
@@ -137,6 +136,8 @@ def read_bindings(files, bindings=()) -> dict:
                 raise ValueError(f"{line}: macro %{value.name} is defined in terms of itself")
             return resolve(macros[value.name], statement, where, (*seen, value.name))
         if isinstance(value, _Reference):
+            if value.evaluate and value.name in SELECTORS:
+                return value  # what `train` is injected with; read from the selector itself
             raise ValueError(f"{line}: {value!r} is a configurable reference, which a run "
                              "without gin's registry cannot call")
         if isinstance(value, list | tuple):
@@ -181,7 +182,7 @@ def run_from_bindings(bound: dict, data: DataSettings | None = None) -> RunSetti
         data = DataSettings(sequences.get("source", "shapes"), sequences.get("data_dir"))
     return RunSettings(build_codec(**selector_kwargs(bound, "build_codec")),
                        build_chunking(**selector_kwargs(bound, "build_chunking")),
-                       model_architecture(**selector_kwargs(bound, "build_model")),
+                       architecture(**selector_kwargs(bound, "architecture")),
                        sequences["max_length"], data)
 
 
@@ -190,4 +191,4 @@ def config_from_bindings(bound: dict) -> ModelConfig:
     for the parsed, registered configuration)."""
     return model_config(build_codec(**selector_kwargs(bound, "build_codec")),
                         build_chunking(**selector_kwargs(bound, "build_chunking")),
-                        **model_architecture(**selector_kwargs(bound, "build_model")))
+                        **architecture(**selector_kwargs(bound, "architecture")))

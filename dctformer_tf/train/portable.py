@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from dctformer_tf import runs
+from dctformer_tf.data.layout import ChunkPolicy
 from dctformer_tf.data.numpy_input import NumpyChunkBatches
 from dctformer_tf.runs import DataSettings, RunSettings, build_run_model, write_run_file
 from dctformer_tf.train.gin_model import (
@@ -52,9 +53,9 @@ SUMMARY_FILE = "portable_run.json"
 
 @dataclasses.dataclass(frozen=True)
 class PortableSettings:
-    """What a portable run reads from the gin files, with `experiment.train`'s and
-    `experiment.build_chunks`' defaults where a file binds nothing (a test keeps the two
-    sets of defaults equal).
+    """What a portable run reads from the gin files, with `experiment.train`'s defaults where
+    a file binds nothing (a test keeps the two sets of defaults equal) and `ChunkPolicy`'s for
+    the chunks.
 
     Args:
       run: RunSettings. Codec, chunking, architecture, max_length and data source.
@@ -63,8 +64,7 @@ class PortableSettings:
       total_steps: int or None. Steps of the run (`train.total_steps`).
       seed: int. Seeds the input stream.
       mixed_precision: bool. `mixed_bfloat16` (float32 master weights).
-      p_min, l_max, shuffle_buffer, loss_from_channel, examples_per_encode: the chunk law
-        and length filter (`build_chunks.*`).
+      chunks: ChunkPolicy. The chunk law and length filter (`build_chunks.*`).
       num_examples: int or None. Train on the first N images (`build_sequences.num_examples`).
     """
 
@@ -77,11 +77,7 @@ class PortableSettings:
     total_steps: int | None = None
     seed: int = 0
     mixed_precision: bool = False
-    p_min: float = 0.1
-    l_max: int | None = None
-    shuffle_buffer: int = 1024
-    loss_from_channel: int = 0
-    examples_per_encode: int = 1
+    chunks: ChunkPolicy = ChunkPolicy()
     num_examples: int | None = None
 
     @classmethod
@@ -102,8 +98,12 @@ class PortableSettings:
                              "TensorFlow reads only the embedded 'shapes' data")
         run = run_from_bindings(bound, DataSettings("shapes"))
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in {**train, **chunks}.items() if key in fields}
+        values = {key: value for key, value in train.items() if key in fields}
         values["num_examples"] = sequences.get("num_examples")
+        for key, value in chunks.items():
+            if value is REQUIRED:
+                raise ValueError(f"build_chunks.{key} is required and not bound")
+        values["chunks"] = ChunkPolicy(**chunks)
         for key, value in values.items():
             if value is REQUIRED:
                 raise ValueError(f"{key} is required and not bound")
@@ -190,9 +190,7 @@ def train_portable(model_dir: str, settings: PortableSettings, total_steps: int 
     batches = NumpyChunkBatches(
         run.codec, run.chunking.chunk_size, run.chunking.overlap, run.max_length,
         settings.batch_size, settings.seed, num_examples=settings.num_examples,
-        p_min=settings.p_min, l_max=settings.l_max, shuffle_buffer=settings.shuffle_buffer,
-        loss_from_channel=settings.loss_from_channel,
-        examples_per_encode=settings.examples_per_encode, workers=workers)
+        **dataclasses.asdict(settings.chunks), workers=workers)
     clock = StepClock(minutes)
     log.info("Training %s parameters for %d steps on %s (%s)", f"{model.count_params():,}",
              total_steps, keras.backend.backend(), "mixed_bfloat16"

@@ -59,3 +59,14 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
             f"{replicas} replicas of {type(strategy).__name__}"
         )
     return batch_size // replicas
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """False only for the non-chief workers of a multi-worker run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type in (None, "chief"):
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief

@@ -6,9 +6,9 @@ import tensorflow as tf
 from scipy import stats
 
 from dctformer_tf.data import chunking, compact
+from dctformer_tf.data.layout import start_triple
 from dctformer_tf.data.shapes import render_shapes
 from dctformer_tf.dct import SparseCodec, np_ops
-from dctformer_tf.model.channel_decoder import start_triple as model_start_triple
 from tests.dct.images import random_image
 
 DRAWS = 20_000
@@ -171,7 +171,7 @@ def test_examples_match_reference_and_leak_no_target(chunk, overlap):
     window = chunk + overlap
     for codec, sequence in _sequences():
         length = len(sequence)
-        start = chunking.start_triple(codec)
+        start = start_triple(codec.dct_channels, codec.num_positions, codec.num_values)
         example = _padded(sequence, length + 37)
         n = -(-length // chunk)
         pairs = tf.data.Dataset.zip(
@@ -203,12 +203,6 @@ def test_examples_match_reference_and_leak_no_target(chunk, overlap):
             assert eager["targets"].shape == (window, 3)
             for key, value in eager.items():
                 np.testing.assert_array_equal(value.numpy(), batched[key][k], err_msg=key)
-
-
-def test_start_triple_is_the_models():
-    codec = SparseCodec(resolution=32)
-    expected = model_start_triple(codec.dct_channels, codec.num_positions, codec.num_values)
-    assert chunking.start_triple(codec) == expected
 
 
 def test_chunk_index_past_the_sequence_is_an_error():

@@ -14,18 +14,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from dctformer_tf.data.folder_source import image_folder_dataset, load_image_tf, scan_image_folder
 from dctformer_tf.data.image_io import ImageLoadError, composite_on_grey, load_image
 from dctformer_tf.data.shapes import SHAPE_CLASSES, SPLIT_SEEDS, render_shapes
-from dctformer_tf.data.sources import (
-    get_source,
-    image_folder_dataset,
-    load_image_tf,
-    scan_image_folder,
-    shapes_dataset,
-    shapes_example,
-    tfds_dataset,
-    to_rgb_uint8_tf,
-)
+from dctformer_tf.data.sources import get_source, shapes_dataset, shapes_example
+from dctformer_tf.data.tfds_source import tfds_dataset, to_rgb_uint8_tf
 
 TINY_TFDS_NAME = "dctformer_test_images"
 
@@ -96,7 +89,7 @@ def class_folder(tmp_path, rng):
 
 
 def test_scan_labels_from_first_level_folders(class_folder, caplog):
-    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.folder_source"):
         info = scan_image_folder(class_folder)
     assert info.class_names == ("cats", "dogs")
     names = [str(p.relative_to(class_folder)) for p in map(type(class_folder), info.files)]
@@ -133,7 +126,7 @@ def test_scan_skips_every_kind_of_broken_file_with_one_warning_each(tmp_path, rn
     }
     for name, data in broken.items():
         (root / name).write_bytes(data)
-    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.folder_source"):
         info = scan_image_folder(root)
     assert [os.path.basename(p) for p in info.files] == ["ok.png"]
     assert sorted(os.path.basename(p) for p, _ in info.skipped) == sorted(broken)
@@ -144,7 +137,7 @@ def test_scan_skips_every_kind_of_broken_file_with_one_warning_each(tmp_path, rn
 
 
 def test_a_folder_is_scanned_once_until_its_files_change(class_folder, rng, caplog):
-    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="dctformer_tf.data.folder_source"):
         first = scan_image_folder(class_folder)
         caplog.clear()
         assert scan_image_folder(class_folder) is first  # the held-out split of the same folder

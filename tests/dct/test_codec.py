@@ -23,9 +23,9 @@ CASES = [
 MAX_LENGTH = 40_000
 
 
-def _tf_encode(codec, image, xla_compatible=True):
+def _tf_encode(codec, image):
     pixels, content = codec.tf_canvas(tf.convert_to_tensor(image))
-    triples, length = codec.tf_encode_canvas(pixels, MAX_LENGTH, xla_compatible)
+    triples, length = codec.tf_encode_canvas(pixels, MAX_LENGTH)
     return triples, length, content
 
 
@@ -43,27 +43,19 @@ def test_numpy_and_tf_twins_are_bit_exact_in_every_mode(kwargs, make, rng):
         assert tuple(np.asarray(content)) == (h, w), mode
 
     check(*_tf_encode(codec, image), "eager")
-    check(*_tf_encode(codec, image, xla_compatible=False), "eager, tf.where compaction")
-    for xla_compatible in (True, False):
-        dataset = tf.data.Dataset.from_tensors(image).map(
-            lambda x, c=xla_compatible: _tf_encode(codec, x, c)
-        )
-        check(*next(iter(dataset)), f"tf.data map, xla_compatible={xla_compatible}")
-    pixels, content = np_ops.canvas(image, codec.resolution, codec.block_size)
-    xla = tf.function(lambda x: codec.tf_encode_canvas(x, MAX_LENGTH), jit_compile=True)
-    check(*xla(tf.constant(pixels)), content, "jit_compile")
+    dataset = tf.data.Dataset.from_tensors(image).map(lambda x: _tf_encode(codec, x))
+    check(*next(iter(dataset)), "tf.data map")
 
 
 def test_batched_tf_encoder_matches_per_image_numpy(rng):
     codec = SparseCodec(block_size=8, quality=75, resolution=64)
     images = np.stack([random_image(rng, 64, 64) for _ in range(3)] + [natural("coffee", 64)])
-    for xla_compatible in (True, False):
-        triples, lengths = codec.tf_encode_canvas(tf.constant(images), 4000, xla_compatible)
-        for i, image in enumerate(images):
-            expected = codec.encode(image)
-            assert int(lengths[i]) == len(expected)
-            np.testing.assert_array_equal(triples[i, : len(expected)].numpy(), expected)
-            assert not triples[i, len(expected) :].numpy().any()
+    triples, lengths = codec.tf_encode_canvas(tf.constant(images), 4000)
+    for i, image in enumerate(images):
+        expected = codec.encode(image)
+        assert int(lengths[i]) == len(expected)
+        np.testing.assert_array_equal(triples[i, : len(expected)].numpy(), expected)
+        assert not triples[i, len(expected) :].numpy().any()
 
 
 @pytest.mark.parametrize("kwargs,make", CASES)
@@ -186,10 +178,9 @@ def test_overflow_is_an_error_with_the_length_never_a_truncation(rng):
     length = len(codec.encode(image))
     with pytest.raises(SequenceOverflowError, match=f"has {length} elements.*max_length=100"):
         codec.encode(image, max_length=100)
-    for xla_compatible in (True, False):
-        triples, tf_length = codec.tf_encode_canvas(tf.constant(image), 100, xla_compatible)
-        assert int(tf_length) == length and triples.shape == (100, 3)
-        np.testing.assert_array_equal(triples.numpy(), codec.encode(image)[:100])
+    triples, tf_length = codec.tf_encode_canvas(tf.constant(image), 100)
+    assert int(tf_length) == length and triples.shape == (100, 3)
+    np.testing.assert_array_equal(triples.numpy(), codec.encode(image)[:100])
     with pytest.raises(tf.errors.InvalidArgumentError, match="longer than max_length=100"):
         codec.tf_check_length(tf_length, 100)
     dataset = tf.data.Dataset.from_tensors(image).map(

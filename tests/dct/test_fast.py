@@ -1,6 +1,7 @@
 """The fast encoder (float32, guard band, float64 fix-ups) against the float64 reference:
 equal sequences in every twin and mode, the guard band a true bound on the float32 error,
-and exact ties rounded by the reference's rule."""
+and exact ties rounded by the reference's rule. The encoders are reached as production
+reaches them, through `encoders.choose_encoder`, where a test is about the choice too."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import tensorflow as tf
 
 from dctformer_tf.data.photos import photo_crops
 from dctformer_tf.dct import SparseCodec, fused_op, np_fast, np_ops, tf_fast
-from dctformer_tf.dct.fast_plan import GUARD_MARGIN, UNSAFE, fast_plan
+from dctformer_tf.dct.encoders import choose_encoder
+from dctformer_tf.dct.fast_plan import GUARD_MARGIN, UNSAFE, fast_plan, plan_for
 from tests.dct.images import natural, random_image
 
 CODECS = [
@@ -74,16 +76,12 @@ def test_tf_twin_equals_the_reference_in_every_mode(kwargs, rng):
     pixels = tf.constant(images)
     for jit_compile in (True, False):
         mode = f"eager, ops, jit_compile={jit_compile}"
-        assert_padded_equal(*tf_fast.encode_canvas(pixels, codec, max_length, jit_compile,
-                                                   encoder="ops"), expected, mode)
+        assert_padded_equal(*tf_fast.encode_canvas(pixels, codec, max_length, jit_compile),
+                            expected, mode)
     for encoder in ENCODERS_NOW:
         dataset = tf.data.Dataset.from_tensors(pixels).map(
-            lambda x, encoder=encoder: tf_fast.encode_canvas(x, codec, max_length,
-                                                             encoder=encoder))
+            lambda x, encoder=encoder: choose_encoder(encoder).encode(x, codec, max_length))
         assert_padded_equal(*next(iter(dataset)), expected, f"tf.data map, {encoder}")
-    static = tf.function(lambda x: tf_fast.encode_canvas_static(x, codec, max_length),
-                         jit_compile=True)
-    assert_padded_equal(*static(pixels), expected, "static shapes under jit_compile")
 
 
 def test_photos_match_the_reference_exactly_and_exercise_the_fix_ups():
@@ -137,9 +135,9 @@ def test_fused_kernel_equals_the_reference(kwargs, rng):
     images = images_for(codec, rng)
     expected = reference(images, codec)
     max_length = max(len(s) for s in expected) + 5
-    assert_padded_equal(*tf_fast.encode_canvas(tf.constant(images), codec, max_length,
-                                               encoder="fused"), expected, "fused")
-    graph = tf.function(lambda x: tf_fast.encode_canvas(x, codec, max_length, encoder="fused"))
+    assert_padded_equal(*fused_op.encode_canvas(tf.constant(images), codec, max_length),
+                        expected, "fused")
+    graph = tf.function(lambda x: choose_encoder("fused").encode(x, codec, max_length))
     ops = {op.type for op in graph.get_concrete_function(tf.constant(images)).graph
            .get_operations()}
     assert "SparseDctEncode" in ops  # the kernel, not the TensorFlow-ops path, ran
@@ -154,7 +152,7 @@ def test_fused_kernels_float64_path_alone_equals_the_reference(kwargs, rng):
     images = images_for(codec, rng)[[0, 1, 6, 8]]  # two photos, noise, saturated
     expected = reference(images, codec)
     pixels = tf.constant(images)
-    inputs = fused_op.kernel_inputs(codec, tf_fast.plan_for(pixels, codec))
+    inputs = fused_op.kernel_inputs(codec, plan_for(pixels, codec))
     inputs["guard"] = np.ones_like(inputs["guard"])
     max_length = max(len(s) for s in expected) + 1
     assert_padded_equal(*fused_op.load().sparse_dct_encode(pixels, **inputs,
@@ -171,7 +169,7 @@ def test_fused_kernel_cuts_at_max_length_as_the_twin(rng):
     length = len(reference(images[:1], codec)[0])
     for max_length in (length - 2, length - 1, length, length + 1):
         want = np_fast.encode_canvas(images, codec, max_length)
-        got = tf_fast.encode_canvas(tf.constant(images), codec, max_length, encoder="fused")
+        got = fused_op.encode_canvas(tf.constant(images), codec, max_length)
         for w, g, name in zip(want, got, ("triples", "lengths"), strict=True):
             np.testing.assert_array_equal(g, w, err_msg=f"{name}, max_length={max_length}")
 
@@ -183,17 +181,17 @@ def test_fused_kernel_matches_on_256_photos():
     images = photo_crops(256, 6, seed=3)
     for quality in (50, 75, 90):
         codec = SparseCodec(quality=quality, resolution=256)
-        triples, lengths = tf_fast.encode_canvas(tf.constant(images), codec, 40_000,
-                                                 encoder="fused")
+        triples, lengths = fused_op.encode_canvas(tf.constant(images), codec, 40_000)
         assert_padded_equal(triples, lengths, np_fast.encode_canvas(images, codec), str(quality))
 
 
 @needs_compiler
 def test_fused_kernel_rejects_canvases_it_cannot_cut():
     codec = SparseCodec(quality=75)
-    plan = fast_plan(codec, (2, 2))  # tables only: the kernel checks the pixels' shape
+    inputs = fused_op.kernel_inputs(codec, fast_plan(codec, (2, 2)))  # tables only
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"canvas 24x32 is not .* 16"):
-        fused_op.encode_canvas(tf.zeros([1, 24, 32, 3], tf.uint8), codec, plan, 10)
+        fused_op.load().sparse_dct_encode(tf.zeros([1, 24, 32, 3], tf.uint8), **inputs,
+                                          max_length=10)
 
 
 def test_exact_ties_round_by_the_reference_rule():
@@ -209,8 +207,8 @@ def test_exact_ties_round_by_the_reference_rule():
     for got, want in zip(np_fast.encode_canvas(images, codec), expected, strict=True):
         np.testing.assert_array_equal(got, want)
     for encoder in ENCODERS_NOW:
-        assert_padded_equal(*tf_fast.encode_canvas(tf.constant(images), codec, 200,
-                                                   encoder=encoder), expected, encoder)
+        assert_padded_equal(*choose_encoder(encoder).encode(tf.constant(images), codec, 200),
+                            expected, encoder)
 
 
 def test_overflow_keeps_the_first_max_length_and_reports_the_length(rng):
@@ -218,7 +216,7 @@ def test_overflow_keeps_the_first_max_length_and_reports_the_length(rng):
     images = np.stack([random_image(rng, 64, 64), np.full((64, 64, 3), 128, np.uint8)])
     expected = reference(images, codec)
     outputs = [np_fast.encode_canvas(images, codec, max_length=100)] + [
-        tf_fast.encode_canvas(tf.constant(images), codec, 100, encoder=e) for e in ENCODERS_NOW]
+        choose_encoder(e).encode(tf.constant(images), codec, 100) for e in ENCODERS_NOW]
     for triples, lengths in outputs:
         lengths = np.asarray(lengths)
         assert lengths.tolist() == [len(expected[0]), 1]
@@ -233,10 +231,9 @@ def test_non_square_canvas_and_a_batch_of_one(rng):
     expected = reference(pixels[None], codec)
     np.testing.assert_array_equal(np_fast.encode_canvas(pixels[None], codec)[0], expected[0])
     for encoder in ENCODERS_NOW:
-        assert_padded_equal(*tf_fast.encode_canvas(tf.constant(pixels[None]), codec, 2000,
-                                                   encoder=encoder), expected, encoder)
-    assert_padded_equal(*codec.tf_encode_canvas(tf.constant(natural("coffee", 64)[None]), 2000,
-                                                xla_compatible=False),
+        assert_padded_equal(*choose_encoder(encoder).encode(tf.constant(pixels[None]), codec,
+                                                            2000), expected, encoder)
+    assert_padded_equal(*codec.tf_encode_canvas(tf.constant(natural("coffee", 64)[None]), 2000),
                         reference(natural("coffee", 64)[None], codec), "codec")
 
 

@@ -1,7 +1,7 @@
-"""Building and choosing the fused encoder kernel (`fused_op.py`): a clear error where it
-cannot be built, a warned fallback to the TensorFlow-ops encoder under "auto", the same
-sequences from both in the tf.data pipeline. Its sequences against the reference are tested
-in test_fast.py."""
+"""Building and choosing the fused encoder kernel (`fused_op.py`, `encoders.py`): a clear
+error where it cannot be built, a warned fallback to the TensorFlow-ops encoder under "auto",
+the encoder for each kind of canvas, the same sequences from both in the tf.data pipeline.
+Its sequences against the reference are tested in test_fast.py."""
 
 import dataclasses
 import logging
@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from dctformer_tf.data.pipeline import encode_dataset
 from dctformer_tf.data.shapes import shapes_arrays
-from dctformer_tf.dct import SparseCodec, fused_op, tf_fast
+from dctformer_tf.dct import SparseCodec, encoders, fused_op, np_fast
+from dctformer_tf.dct.encoders import choose_encoder
 from tests.dct.test_fast import needs_compiler
 
 
@@ -48,26 +49,47 @@ def test_no_compiler_says_so(monkeypatch):
 
 def test_auto_falls_back_to_ops_with_one_warning(monkeypatch, caplog):
     monkeypatch.setattr(fused_op, "_load", lambda: (None, "no C++ compiler found (test)"))
-    fused_op._warn_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger=fused_op.__name__):
-        assert fused_op.resolve("auto") == "ops"
-        assert fused_op.resolve("auto") == "ops"
+    encoders._warn_once.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=encoders.__name__):
+        assert choose_encoder("auto").name == "ops"
+        assert choose_encoder("auto").name == "ops"
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1 and "no C++ compiler found (test)" in warnings[0].getMessage()
-    assert fused_op.resolve("fused") == "fused"  # asked for by name: no fallback
+    assert choose_encoder("fused").name == "fused"  # asked for by name: no fallback
     codec = SparseCodec(quality=75)
-    with pytest.raises(fused_op.FusedOpUnavailable, match=r"\(test\)"):
-        tf_fast.encode_canvas(tf.zeros([1, 16, 16, 3], tf.uint8), codec, 10, encoder="fused")
-    # "auto" still encodes, through the TensorFlow ops.
     black = tf.zeros([1, 16, 16, 3], tf.uint8)  # level-shifted luma −128: 4 DC terms
-    triples, length = tf_fast.encode_canvas(black, codec, 10)
+    with pytest.raises(fused_op.FusedOpUnavailable, match=r"\(test\)"):
+        choose_encoder("fused").encode(black, codec, 10)
+    # "auto" still encodes, through the TensorFlow ops.
+    triples, length = choose_encoder("auto").encode(black, codec, 10)
     assert length.numpy().tolist() == [5] and triples.shape == (1, 10, 3)
-    fused_op._warn_once.cache_clear()
+    encoders._warn_once.cache_clear()
 
 
 def test_unknown_encoder_is_refused():
     with pytest.raises(ValueError, match=r"encoder must be one of .* got 'fast'"):
-        fused_op.resolve("fast")
+        choose_encoder("fast")
+    with pytest.raises(ValueError, match=r"numpy input path has one encoder.*'ops'"):
+        choose_encoder("ops", tensorflow=False)
+
+
+def test_each_kind_of_canvas_gets_its_encoder(monkeypatch):
+    """Canvases of no static size go to the float64 reference whatever was asked (without
+    asking for the kernel), numpy arrays to the numpy twin; the batch size follows the
+    encoder (at most 64 images, at least one)."""
+    monkeypatch.setattr(fused_op, "load", lambda: pytest.fail("the kernel was asked for"))
+    for encoder in encoders.ENCODERS:
+        assert choose_encoder(encoder, static_size=False).name == "reference"
+    numpy = choose_encoder(tensorflow=False)
+    assert numpy.name == "numpy" and numpy.encode is np_fast.encode_canvas
+    assert choose_encoder("ops").batch_size(256) == 8
+    assert choose_encoder("ops").batch_size(32) == encoders.MAX_BATCH
+    assert choose_encoder(static_size=False).batch_size(64) == 1
+    codec = SparseCodec(quality=75)
+    any_size = tf.function(lambda x: codec.tf_encode_canvas(x, 10),
+                           input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    triples, length = any_size(tf.zeros([16, 16, 3], tf.uint8))  # 4 DC terms, EOS
+    assert int(length) == 5 and triples.shape == (10, 3)
 
 
 @needs_compiler
@@ -111,13 +133,13 @@ GENERIC_BUILD = r"""
 import sys
 import numpy as np
 import tensorflow as tf
-from dctformer_tf.dct import SparseCodec, fused_op, np_fast, tf_fast
+from dctformer_tf.dct import SparseCodec, fused_op, np_fast
 from dctformer_tf.data.photos import photo_crops
 fused_op.cpu_flags = lambda: []  # no AVX2: the plain C++ loops
 images = photo_crops(64, 6, seed=5)
 for quality, block in ((50, 8), (90, 8), (75, 16), (90, 32)):
     codec = SparseCodec(quality=quality, block_size=block, resolution=64)
-    triples, lengths = tf_fast.encode_canvas(tf.constant(images), codec, 4000, encoder="fused")
+    triples, lengths = fused_op.encode_canvas(tf.constant(images), codec, 4000)
     want, want_lengths = np_fast.encode_canvas(images, codec, 4000)
     np.testing.assert_array_equal(triples, want)
     np.testing.assert_array_equal(lengths, want_lengths)

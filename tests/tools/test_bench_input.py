@@ -10,7 +10,7 @@ bench_input = load_tool("bench_input")
 
 
 def test_examples_per_encode_at_the_lsun_geometry():
-    run, l_max = bench_input.run_input_settings("lsun")[:2]
+    run, l_max = bench_input.run_settings("lsun")
     images = photo_canvases(run.codec.resolution, 6, seed=3)
     result = bench_input.encode_pass(images, run, l_max, examples_per_encode=8)
     lengths = [len(run.codec.encode(image)) for image in images]  # the numpy codec

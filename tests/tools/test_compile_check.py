@@ -16,14 +16,34 @@ TOOL = TOOLS / "compile_check.py"
 compile_check = load_tool("compile_check")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["nope"], "no gin/models file for nope"),
-    (["clevr", "--depth", "0"], "--depth must be >= 1"),
-])
-def test_argument_errors_say_what_is_wrong(argv, message, capsys):
-    with pytest.raises(SystemExit):
-        compile_check.main(argv)
-    assert message in capsys.readouterr().err
+def test_argument_errors_say_what_is_wrong(capsys):
+    for argv, message in ((["nope"], "no gin/models file for nope"),
+                          (["clevr", "--depth", "0"], "--depth must be >= 1")):
+        with pytest.raises(SystemExit) as exit_info:
+            compile_check.main(argv)
+        assert exit_info.value.code == 2  # argparse's usage error
+        assert message in capsys.readouterr().err
+
+
+def test_model_config_reads_the_run_files_and_cuts_the_depth():
+    config, run = compile_check.model_config("retinopathy", depth=1)
+    assert [len(getattr(config, f"{x}_spec")) for x in ("encoder", "channel", "position",
+                                                        "value")] == [1, 1, 1, 1]
+    assert run.max_length == 200000  # gin/data/retinopathy.gin: the compact batch's buffer
+    assert config.window == run.chunking.window
+    full, _ = compile_check.model_config("retinopathy", None)
+    assert len(full.value_spec) > 1
+
+
+def test_the_plan_beside_xla_splits_the_step_into_activations_and_gradients():
+    from dctformer_tf.plan import model_from_config, predicted_step
+
+    config, run = compile_check.model_config("tiny", None)
+    planned = compile_check.planned_bytes("tiny", None)
+    m = model_from_config("tiny", config, max_length=run.max_length)
+    assert planned["planned_gradients_bytes"] == 4 * m.parameters
+    assert planned["planned_activations_bytes"] + planned["planned_gradients_bytes"] == \
+        predicted_step(m, 1)
 
 
 def test_temp_bytes_reads_the_preallocated_temp_of_the_train_step(tmp_path):

@@ -1,18 +1,21 @@
-"""tools/param_counts.py reads every Table 3 gin file the way training does (model file plus
-gin/runs/train.gin) and lands each analytic count within 15 % of the paper's."""
+"""tools/param_counts.py, its command line only (tests/model/test_configs.py checks every
+Table 3 count against the paper): a built model's count equals the analytic one, and a
+Table 3 file is set beside the paper's count (`dctformer_tf.plan.PAPER_PARAMETERS`)."""
 
-import os
-import subprocess
-import sys
+from dctformer_tf.plan import PAPER_PARAMETERS
+from tests.tools import TOOLS, load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+param_counts = load_tool("param_counts")
+GIN_MODELS = TOOLS.parent / "gin" / "models"
 
 
-def test_param_counts_tool_reads_every_table3_file():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "param_counts.py"),
-                             "--no-build"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
-    assert [row[0] for row in rows] == ["lsun", "ffhq", "imagenet", "openimages",
-                                        "plant_leaves", "retinopathy", "clevr"]
-    assert all(abs(float(row[-1]) - 1) <= 0.15 for row in rows), rows
+def test_built_and_analytic_counts_and_the_papers(capsys):
+    param_counts.main([str(GIN_MODELS / "tiny.gin")])
+    param_counts.main([str(GIN_MODELS / "lsun.gin"), "--no-build"])
+    header, tiny, _, lsun = capsys.readouterr().out.splitlines()
+    assert header.split() == ["config", "built", "analytic", "paper", "ratio"]
+    name, built, analytic, paper, ratio = tiny.split()
+    assert name == "tiny" and built == analytic and paper == ratio == "-"
+    name, built, analytic, paper, ratio = lsun.split()
+    assert (name, built, paper) == ("lsun", "-", f"{PAPER_PARAMETERS['lsun'] / 1e6:.0f}M")
+    assert float(ratio) == round(int(analytic.replace(",", "")) / PAPER_PARAMETERS["lsun"], 3)

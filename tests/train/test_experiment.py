@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dctformer_tf.runs import DataSettings, read_run_file
-from dctformer_tf.train import experiment
+from dctformer_tf.train import experiment, scoped_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [os.path.join(ROOT, "gin", name) for name in
@@ -45,9 +45,9 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path, monkeypatch):
     inputs = []  # (split, batch) of each input function train() builds its data with
     real_input = experiment.sharded_input
 
-    def spy_input(sequences, run, split, batch_size, seed, overlong=None):
+    def spy_input(sequences, codec, chunking, policy, split, batch_size, seed, overlong=None):
         inputs.append((split, batch_size))
-        return real_input(sequences, run, split, batch_size, seed, overlong)
+        return real_input(sequences, codec, chunking, policy, split, batch_size, seed, overlong)
 
     monkeypatch.setattr(experiment, "sharded_input", spy_input)
     history = _train(tmp_path, "train.total_steps = 6", "train.steps_per_epoch = 3",
@@ -62,7 +62,7 @@ def test_tiny_run_trains_logs_and_checkpoints(tmp_path, monkeypatch):
     assert losses[1] < losses[0]
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-6.index")
     operative = (tmp_path / "operative_config.gin").read_text()
-    assert "D_MODEL = 32" in operative and "build_model.d_model = %D_MODEL" in operative
+    assert "D_MODEL = 32" in operative and "architecture.d_model = %D_MODEL" in operative
     run = read_run_file(str(tmp_path))
     assert (run.codec.resolution, run.model.d_model, run.max_length) == (32, 32, 1024)
     assert run.data == DataSettings("shapes")
@@ -128,12 +128,12 @@ def test_mixed_precision_policy_is_the_callers_again_after_train(tmp_path):
 
 def test_dtype_policy_block_sets_and_restores_the_policy():
     keras.config.set_dtype_policy("float32")
-    with experiment.dtype_policy("mixed_bfloat16"):
+    with scoped_settings.dtype_policy("mixed_bfloat16"):
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
-        with experiment.dtype_policy(None):  # None leaves the policy as it is
+        with scoped_settings.dtype_policy(None):  # None leaves the policy as it is
             assert keras.config.dtype_policy().name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"
-    with pytest.raises(RuntimeError), experiment.dtype_policy("mixed_bfloat16"):
+    with pytest.raises(RuntimeError), scoped_settings.dtype_policy("mixed_bfloat16"):
         raise RuntimeError
     assert keras.config.dtype_policy().name == "float32"
 
@@ -201,12 +201,13 @@ def test_multi_worker_run_of_two_local_processes(tmp_path):
     assert (tmp_path / "worker_1_scratch").is_dir()
 
 
-@pytest.mark.parametrize("binding", ["build_model.resolution = 64", "build_model.clip = 255",
-                                     "build_model.chunk_size = 32",
+@pytest.mark.parametrize("binding", ["architecture.resolution = 64", "architecture.clip = 255",
+                                     "architecture.chunk_size = 32",
                                      "build_chunks.chunk_size = 32"])
 def test_codec_and_chunking_settings_are_bound_in_one_place_only(tmp_path, binding):
     """A second binding of a codec or chunking setting (the model's or the data's own copy)
     is a gin error: there is no copy that could disagree."""
-    with pytest.raises(ValueError, match="No configurable matching|doesn't have a parameter"):
+    with pytest.raises(ValueError, match="No configurable matching|doesn't have a parameter|"
+                       "come from the codec and the chunking|no setting"):
         _train(tmp_path, "train.total_steps = 3", binding)
     assert not os.listdir(tmp_path)  # refused before anything was written

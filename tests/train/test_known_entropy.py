@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
          ("models/tiny.gin", "data/shapes.gin", "runs/train.gin")],
         [f"train.model_dir = '{model_dir}'", f"build_sequences.source = 'folder:{folder}'",
          f"build_sequences.max_length = {MAX_LENGTH}", "build_sequences.cache = True",
-         "build_model.d_model = 64", "train.batch_size = 32", "train.learning_rate = 1e-2",
+         "architecture.d_model = 64", "train.batch_size = 32", "train.learning_rate = 1e-2",
          "train.adam_beta_2 = 0.98", "train.warmup_steps = 50", "train.tokens = None",
          "train.total_steps = 800", "train.steps_per_epoch = 800", "train.verbose = 0",
          "train.deterministic = True", "build_chunks.p_min = 1.0",

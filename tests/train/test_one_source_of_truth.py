@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dctformer_tf.data import training_input
 from dctformer_tf.data.chunking import Chunking
 from dctformer_tf.data.shapes import shapes_arrays
 from dctformer_tf.export.saved_model import export_saved_model
 from dctformer_tf.runs import load_trained_model, read_run_file
 from dctformer_tf.sampling import Sampler
-from dctformer_tf.train import bpd_callback, experiment
+from dctformer_tf.train import bpd_callback
 from tests.hand_likelihood import hand_log_likelihoods
 from tests.train.test_experiment import _train
 
@@ -20,7 +21,7 @@ CHUNK, OVERLAP = 32, 16
 
 def test_one_binding_changes_the_chunk_size_everywhere(tmp_path, monkeypatch):
     seen = {"data": [], "bpd": [], "sampler": []}
-    chunk_dataset, evaluate_bpd = experiment.chunk_dataset, bpd_callback.evaluate_bpd
+    chunk_dataset, evaluate_bpd = training_input.chunk_dataset, bpd_callback.evaluate_bpd
     sampler_init = Sampler.__init__
 
     def data_spy(sequences, codec, chunk_size, overlap, *args, **kwargs):
@@ -35,7 +36,7 @@ def test_one_binding_changes_the_chunk_size_everywhere(tmp_path, monkeypatch):
         seen["sampler"].append((chunk_size, overlap))
         sampler_init(self, model, codec, chunk_size, overlap, *args, **kwargs)
 
-    monkeypatch.setattr(experiment, "chunk_dataset", data_spy)
+    monkeypatch.setattr(training_input, "chunk_dataset", data_spy)
     monkeypatch.setattr(bpd_callback, "evaluate_bpd", bpd_spy)
     monkeypatch.setattr(Sampler, "__init__", sampler_spy)
     history = _train(tmp_path, f"build_chunking.chunk_size = {CHUNK}", "train.total_steps = 2",

@@ -7,6 +7,7 @@ import inspect
 import gin
 import pytest
 
+from dctformer_tf.data.layout import ChunkPolicy
 from dctformer_tf.runs import build_run_model, load_trained_model, read_run_file, write_run_file
 from dctformer_tf.train import experiment
 from dctformer_tf.train.gin_model import REQUIRED, read_bindings
@@ -18,13 +19,13 @@ QUICKSTART = ["gin/models/small.gin", "gin/data/shapes.gin", "gin/runs/train.gin
 
 
 def test_read_bindings_resolves_macros_includes_and_later_bindings(tmp_path):
-    (tmp_path / "base.gin").write_text("WIDTH = 8\nSPEC = [(1, 2)]\nbuild_model.d_model = %WIDTH\n")
+    (tmp_path / "base.gin").write_text("WIDTH = 8\nSPEC = [(1, 2)]\narchitecture.d_model = %WIDTH\n")
     (tmp_path / "run.gin").write_text(
         'include "base.gin"\nWIDTH = 16  # macros are read at the end: the last one wins\n'
-        "build_model.encoder_spec = %SPEC\ntrain.model_dir = %gin.REQUIRED\n"
+        "architecture.encoder_spec = %SPEC\ntrain.model_dir = %gin.REQUIRED\n"
         "train.steps = 3\n")
     bound = read_bindings([tmp_path / "run.gin"], ["train.steps = 5"])
-    assert bound == {"build_model.d_model": 16, "build_model.encoder_spec": [(1, 2)],
+    assert bound == {"architecture.d_model": 16, "architecture.encoder_spec": [(1, 2)],
                      "train.model_dir": REQUIRED, "train.steps": 5}
 
 
@@ -46,18 +47,17 @@ def test_the_portable_run_settings_equal_dctformer_trains():
     settings = PortableSettings.from_gin(QUICKSTART, bindings)
     assert settings.run == run
     assert (settings.batch_size, settings.learning_rate) == (8, learning_rate)
-    assert (settings.p_min, settings.adam_beta_2, settings.num_examples) == (1.0, 0.98, 4000)
+    assert (settings.chunks.p_min, settings.adam_beta_2, settings.num_examples) == (1.0, 0.98, 4000)
 
 
 def test_unbound_settings_take_the_defaults_of_train_and_build_chunks():
-    """The portable defaults are a copy of `experiment`'s signatures: kept equal here."""
-    defaults = {**{k: p.default for k, p in inspect.signature(experiment.build_chunks)
-                   .parameters.items()},
-                **{k: p.default for k, p in inspect.signature(experiment.train)
-                   .parameters.items()}}
+    """The portable defaults are a copy of `experiment.train`'s: kept equal here. The chunk
+    policy is `ChunkPolicy` itself, on both paths."""
+    defaults = {k: p.default for k, p in inspect.signature(experiment.train).parameters.items()}
     portable = {k: p.default for k, p in inspect.signature(PortableSettings).parameters.items()
-                if k not in ("run", "batch_size", "num_examples")}
+                if k not in ("run", "batch_size", "num_examples", "chunks")}
     assert portable == {k: defaults[k] for k in portable}
+    assert PortableSettings.__dataclass_fields__["chunks"].default == ChunkPolicy()
 
 
 def test_only_the_shapes_data_trains_without_tensorflow():
@@ -107,7 +107,7 @@ def test_import_names_a_missing_or_foreign_weights_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no step-STEP.weights.h5 file in"):
         import_weights(str(empty))
     narrow, _ = run_dir("narrow")
-    _, wide_model = run_dir("wide", "build_model.d_model = 48")
+    _, wide_model = run_dir("wide", "architecture.d_model = 48")
     wide = tmp_path / "wide" / "weights" / "step-3.weights.h5"
     wide_model.save_weights(str(wide))
     with pytest.raises(ValueError, match="does not fit the architecture"):

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dctformer_tf.data.training_input import SequenceSource
 from dctformer_tf.evaluation.bpd import evaluate_bpd
 from dctformer_tf.runs import load_trained_model
-from dctformer_tf.train import experiment
 from dctformer_tf.train.callbacks import TrainingDiverged
 from tests.train.test_experiment import ROOT, TINY, TINY_BINDINGS, _train
 
@@ -59,7 +59,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path):
     # No checkpoint of the diverged weights: ckpt-2 is still the latest, and it scores.
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
     model, run = load_trained_model(str(tmp_path))
-    sequences = experiment.SequenceSource(run.data, run.max_length).dataset(run.codec, "test", 2)
+    sequences = SequenceSource(run.data, run.max_length).dataset(run.codec, "test", 2)
     result = evaluate_bpd(model, run.codec, sequences, run.chunking.chunk_size,
                           run.chunking.overlap)
     assert np.isfinite(result["bpd"]) and result["bpd"] > 0
@@ -69,7 +69,7 @@ def test_an_unwritable_model_dir_fails_before_any_data_is_read(tmp_path, monkeyp
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     reads = []
-    monkeypatch.setattr(experiment.SequenceSource, "dataset",
+    monkeypatch.setattr(SequenceSource, "dataset",
                         lambda *args, **kwargs: reads.append(args))
     with pytest.raises(OSError, match=f"model_dir '{blocker}/run' is not writable"):
         _train(blocker / "run", "train.total_steps = 2")

@@ -1,4 +1,4 @@
-"""Sharded input (`experiment.sharded_input`): `train` builds its data through
+"""Sharded input (`data.training_input.sharded_input`): `train` builds its data through
 `distribute_datasets_from_function`, each input pipeline reading and encoding only its shard
 of the source; two MultiWorkerMirroredStrategy workers on loopback together encode every
 image exactly once per epoch."""
@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from dctformer_tf.data import training_input
 from dctformer_tf.data.sources import Shard, get_source
-from dctformer_tf.train import experiment
+from dctformer_tf.train import experiment, gin_model
 from dctformer_tf.train.trainer import DCTransformerTrainer
 from tests.train.test_experiment import ROOT, TINY, TINY_BINDINGS, _free_ports, _train
 
@@ -28,21 +29,21 @@ def _context(pipelines: int, pipeline: int, replicas: int) -> tf.distribute.Inpu
 
 
 def _run_settings(*bindings):
-    """The tiny run's (RunSettings, SequenceSource) with extra gin bindings."""
+    """The tiny run's (RunSettings, SequenceSource, ChunkPolicy) with extra gin bindings."""
     gin.clear_config()
     gin.parse_config_files_and_bindings(TINY, TINY_BINDINGS + ["train.model_dir = 'unused'",
                                                                *bindings])
     try:
-        return experiment.build_run_settings()
+        return (*experiment.build_run_settings(), gin_model.chunk_policy())
     finally:
         gin.clear_config()
 
 
 def test_a_lone_pipeline_reads_everything_and_keeps_the_run_seed():
-    assert experiment.pipeline_shard(_context(1, 0, 2)) is None
-    assert experiment.pipeline_shard(_context(3, 2, 6)) == Shard(2, 3)
-    assert experiment.pipeline_seed(7, 0) == 7
-    seeds = {experiment.pipeline_seed(seed, i) for seed in range(4) for i in range(4)}
+    assert training_input.pipeline_shard(_context(1, 0, 2)) is None
+    assert training_input.pipeline_shard(_context(3, 2, 6)) == Shard(2, 3)
+    assert training_input.pipeline_seed(7, 0) == 7
+    seeds = {training_input.pipeline_seed(seed, i) for seed in range(4) for i in range(4)}
     assert len(seeds) == 16  # no two pipelines of nearby run seeds share a seed
 
 
@@ -51,29 +52,30 @@ def test_single_worker_strategies_have_one_whole_source_pipeline(strategy, two_c
     dist = {"default": tf.distribute.get_strategy(),
             "one_device": tf.distribute.OneDeviceStrategy("/cpu:0"),
             "mirrored": two_cpu_strategy}[strategy]
-    (context,) = experiment.local_input_contexts(dist)
+    (context,) = training_input.local_input_contexts(dist)
     assert (context.num_input_pipelines, context.input_pipeline_id) == (1, 0)
-    assert experiment.pipeline_shard(context) is None
+    assert training_input.pipeline_shard(context) is None
     assert context.get_per_replica_batch_size(8) == 8 // dist.num_replicas_in_sync
 
 
 @pytest.mark.slow  # ~13 s; the slow two-worker test covers the same on real workers
 def test_each_pipeline_chunks_its_own_shard_per_replica_with_its_own_seed(monkeypatch):
-    run, sequences = _run_settings("build_sequences.num_examples = 5",
+    run, sequences, policy = _run_settings("build_sequences.num_examples = 5",
                                    "build_chunks.shuffle_buffer = 4")
     chunked = []
-    real = experiment.build_chunks
+    real = training_input.training_chunks
 
-    def spy(data, run, batch_size, seed, **kwargs):
+    def spy(data, codec, chunking, policy, batch_size, seed):
         chunked.append((data, batch_size, seed))
-        return real(data, run, batch_size, seed, **kwargs)
+        return real(data, codec, chunking, policy, batch_size, seed)
 
-    monkeypatch.setattr(experiment, "build_chunks", spy)
-    input_fn = experiment.sharded_input(sequences, run, "train", 8, seed=3)
+    monkeypatch.setattr(training_input, "training_chunks", spy)
+    input_fn = training_input.sharded_input(sequences, run.codec, run.chunking, policy, "train",
+                                            8, seed=3)
     batches = [next(iter(input_fn(_context(2, i, 4)))) for i in range(2)]
     assert [b["loss_tokens"].shape[0] for b in batches] == [2, 2]  # 8 over 4 replicas
     assert [(size, seed) for _, size, seed in chunked] == [
-        (2, 3), (2, 3 + experiment.PIPELINE_SEED_STRIDE)]
+        (2, 3), (2, 3 + training_input.PIPELINE_SEED_STRIDE)]
 
     def lengths(dataset):
         return [int(s["length"]) for s in dataset]
@@ -95,8 +97,9 @@ def test_train_builds_its_data_through_the_sharded_input_function(tmp_path, monk
     built = []
     real_input = experiment.sharded_input
 
-    def spy_input(sequences, run, split, batch_size, seed, overlong=None):
-        input_fn = real_input(sequences, run, split, batch_size, seed, overlong)
+    def spy_input(sequences, codec, chunking, policy, split, batch_size, seed, overlong=None):
+        input_fn = real_input(sequences, codec, chunking, policy, split, batch_size, seed,
+                              overlong)
 
         def traced(context):
             built.append((split, batch_size, seed, context.num_input_pipelines,
@@ -146,12 +149,13 @@ WORKER = r"""
 import hashlib, json, sys
 import gin
 import tensorflow as tf
-from dctformer_tf.train import experiment
+from dctformer_tf.data import training_input
+from dctformer_tf.train import experiment, gin_model
 from dctformer_tf.train.strategy import make_strategy
 
 files, bindings, sources = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 encoded, built = [], []
-real_encode = experiment.encode_dataset
+real_encode = training_input.encode_dataset
 
 
 def counting_encode(images, *args, **kwargs):
@@ -169,15 +173,17 @@ def counting_encode(images, *args, **kwargs):
     return sequences
 
 
-experiment.encode_dataset = counting_encode
+training_input.encode_dataset = counting_encode
 strategy = make_strategy("multi_worker")
 report = {}
 for name, extra in sources:
     gin.clear_config()
     gin.parse_config_files_and_bindings(files, bindings + extra)
     run, sequences = experiment.build_run_settings()
+    policy = gin_model.chunk_policy()
     contexts = []
-    input_fn = experiment.sharded_input(sequences, run, run.data.train_split, 4, 0)
+    input_fn = training_input.sharded_input(sequences, run.codec, run.chunking, policy,
+                                            run.data.train_split, 4, 0)
 
     def spied(context):
         contexts.append(context)
@@ -192,7 +198,8 @@ for name, extra in sources:
     encoded.clear()
     batch = strategy.experimental_local_results(next(iter(distributed)))[0]
     in_training = sorted(set(encoded))
-    budget = experiment.steps_for_tokens(3e4, experiment.budget_chunks(sequences, run, 4, 0))
+    budget = experiment.steps_for_tokens(3e4, training_input.budget_chunks(
+        sequences, run.codec, run.chunking, policy, 4, 0))
     report[name] = dict(pipeline=context.input_pipeline_id, pipelines=context.num_input_pipelines,
                         encoded=one_epoch, sequences=num_sequences, in_training=in_training,
                         per_replica_batch=int(batch["loss_tokens"].shape[0]), budget=budget)

@@ -60,7 +60,7 @@ class RunSettings:
       chunking: Chunking. How sequences are cut into decoder windows.
       architecture: dict. The `ARCHITECTURE_FIELDS` of the model.
       max_length: int. Sequence buffer length L_max (EOS included).
-      data: DataSettings or None (runs written before it was recorded).
+      data: DataSettings or None (a run.json that does not record it).
     """
 
     codec: SparseCodec
@@ -88,8 +88,8 @@ class RunSettings:
 
     @classmethod
     def from_json(cls, settings: dict, path: str = RUN_FILE) -> "RunSettings":
-        """Reads `to_json`'s dict; also the files of earlier versions, whose "model" held the
-        derived fields too (checked against the codec and chunking, then dropped)."""
+        """Reads `to_json`'s dict; also one whose "model" holds the derived fields too
+        (checked against the codec and chunking, then dropped)."""
         try:
             codec = SparseCodec(**settings["codec"])
             model = dict(settings["model"])
@@ -156,8 +156,7 @@ def restore_checkpoint(checkpoint, path: str, partial: bool = False):
 
     Raises:
       ValueError naming the file when some weight of the model has no value in it (such as
-      checkpoints written before PARStack tracked its blocks as attributes, which kept the
-      Transformer blocks only in the optimizer's slots).
+      a checkpoint that holds the Transformer blocks only in the optimizer's slots).
     """
     status = checkpoint.restore(path)
     if partial:
@@ -176,8 +175,8 @@ def restore_checkpoint(checkpoint, path: str, partial: bool = False):
 
 
 # Variables a checkpoint may lack and keep their initial value: the optimizer's record of the
-# first non-finite step (`train/nonfinite.py`), absent from checkpoints of runs begun with
-# plain Adam, which starts at "none" (-1) as a new run's does.
+# first non-finite step (`train/nonfinite.py`), absent from checkpoints written by a plain
+# Adam optimizer; it starts at "none" (-1), as a new run's does.
 OPTIONAL_VARIABLES = ("first_nonfinite_step",)
 
 

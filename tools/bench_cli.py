@@ -1,7 +1,7 @@
 """Start-up time of the command line, side by side in one run: `dctformer --help` and every
-sub-command's `--help` against `python -c "import tensorflow"` (what each of them cost when the
-command modules imported TensorFlow at the top), and a bare `python -c pass`. Each is a fresh
-interpreter; the figure is the median wall time of --repeats runs, in the order listed.
+sub-command's `--help` against `python -c "import tensorflow"` (the least a command that imports
+TensorFlow at start-up would cost), and a bare `python -c pass`. Each is a fresh interpreter;
+the figure is the median wall time of --repeats runs, in the order listed.
 
 Usage: python tools/bench_cli.py [--repeats 5]
 """

@@ -13,7 +13,7 @@ shapes. Two modes:
   896 + 128) without and with `remat` (every residual block recomputed in the backward
   pass). Prints the peak of TensorFlow's CPU allocator over the train steps
   (`tf.config.experimental.get_memory_info("CPU:0")`: live tensors, activations included),
-  peak RSS (which adds the runtime's own ~0.5 GB), tokens/s, and the remat / plain ratios.
+  peak RSS (which adds the runtime's own memory), tokens/s, and the remat / plain ratios.
 
 Usage:
   python tools/bench_train_memory.py [--resolutions 64 256] [--steps 6]

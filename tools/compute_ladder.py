@@ -8,8 +8,11 @@ CPU budget times a measured rate of steps per CPU-minute; the CPU time actually 
 it.
 
     python tools/compute_ladder.py run --out outputs/ladder --cpu-minutes 2.5 10 40 80 \\
-        --steps-per-cpu-minute 133 --feature_weights outputs/shapes_classifier.keras
+        --steps-per-cpu-minute RATE --feature_weights outputs/shapes_classifier.keras
     python tools/compute_ladder.py report --out outputs/ladder --figure docs/figures/ladder.png
+
+RATE is the recipe's steps per CPU-minute on this machine (a demo run's steps over the CPU
+time of its training); docs/results.md lists the rates and commands of its ladder.
 
 `run` skips rungs whose evaluation is already written, so it can be restarted (a rung cut
 short is trained again from scratch, so that its CPU time is whole). Each rung

@@ -4,7 +4,8 @@ Stage 1 (codec): writes a few `shapes` test images, runs `dctformer show` on eac
 progressive-decoding strip of paper Figure 2, sequence length, JPEG bits/pixel) and a
 round trip `encode` -> `decode`.
 Stage 2 (train): `dctformer train` with gin/runs/quickstart.gin (a narrow `small` model on
-`shapes`, about ten minutes on 2 CPU cores; rerunning resumes or skips a finished run).
+`shapes`, sized for a ten-minute budget on 2 CPU cores; rerunning resumes or skips a finished
+run).
 Stage 3 (evaluate): held-out bpd of the `shapes` test split (with the per-chunk plot), and
 the model's bits per image against the entropy-coded bits of Pillow's JPEG of the same images
 at the same quality (`evaluation.report`, as `dctformer evaluate`).

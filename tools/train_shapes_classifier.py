@@ -5,7 +5,7 @@ prints its training time and test accuracy.
     python tools/train_shapes_classifier.py --image_size 32 --codec_quality 75 \
       --out outputs/shapes_classifier_32.keras
 
-The defaults reach >= 95 % on the shapes test split in a few CPU minutes (2 cores). With
+Its accuracy and training time are in docs/results.md ("Sample quality"). With
 `--codec_quality Q` half of each epoch's images come through a quality-Q round trip of the
 codec, as samples do, and the test accuracy is also printed on test images so coded: use it
 for the class accuracy of samples (tools/class_conditional_accuracy.py).

@@ -2,6 +2,9 @@
 graph that turns images into sparse DCT sequences, and the backend-neutral pieces that the
 train step and the numpy input path share (`layout`, `expansion`, `numpy_input`).
 
+May import `dct` only (`runs` reads the run's `DataSettings` from `source_settings`); never
+`model` or anything above it, never gin.
+
 The names below are loaded on first use (PEP 562), so that importing a TensorFlow-free module
 of this package (`dctformer_tf.data.expansion`, say, under `KERAS_BACKEND=jax`) does not import
 TensorFlow through this file.

@@ -137,7 +137,8 @@ def repeat_by_length(sequences: tf.data.Dataset, l_max, seed: int,
     if kept is not None:
         counted = counted.map(lambda ex, count: (kept(ex), count), **parallel)
     if examples_per_encode == 1:
-        # A filter, not a flat_map: the paper's length filter, as cheap as before.
+        # At most one example per sequence: the filter above is all it takes, with no
+        # flat_map (an inner dataset per element), so the paper's length filter stays a filter.
         return counted.map(_sequence_of)
     return counted.flat_map(_repeated)
 
@@ -289,8 +290,8 @@ def chunk_dataset(
                 "content_hw": tf.cast(ex["content_hw"], tf.int32),
                 "label": tf.cast(ex["label"], tf.int32)}
 
-    # Packed after the length filter (only kept sequences: 41 % at LSUN-like lengths) and
-    # before the repeats (once per encode, whatever r).
+    # Packed after the length filter (a dropped sequence is never packed) and before the
+    # repeats (once per encode, whatever r).
     ds = repeat_by_length(sequences, l_max, seed, examples_per_encode, kept=pack)
     ds = tf.data.Dataset.zip(ds, _seeds(seed + 1)).map(
         lambda ex, s: (ex, sample_chunk_index(ex["length"], chunk_size, p_min, power, s))

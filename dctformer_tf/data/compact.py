@@ -1,12 +1,12 @@
 """Compact sparse sequences: what the input pipeline sends to the accelerator
 (docs/design.md §2.4).
 
-A training example used to carry its dense partial image, int32 `[G, G, C]`: 1.8 MB at 384²
-(S = 8) and 12.6 MB at 1024² (S = 16), mostly zeros, built on the host and copied to the
-device every step. It now carries its sequence, packed, and the bounds of its chunk; the
-dense partial image and the decoder window are built inside the compiled step
-(`expansion.expand_chunks`), by the same function that likelihood scoring uses
-(`expansion.chunk_windows`).
+A dense training example carries its partial image, int32 `[G, G, C]`: 1.8 MB at 384²
+(S = 8) and 12.6 MB at 1024² (S = 16), mostly zeros, which the host would build and copy to
+the device every step. So a compact example carries its sequence, packed, and the bounds of
+its chunk instead; the dense partial image and the decoder window are built inside the
+compiled step (`expansion.expand_chunks`), by the same function that likelihood scoring
+uses (`expansion.chunk_windows`).
 
 Packing uses the one ordering rule of every sequence (`dct/order.py`): channel ids never
 decrease along it. So the channels are stored as a count per channel, and each element
@@ -47,8 +47,8 @@ def pack_sequence(triples, length, layout: SequenceLayout) -> dict:
     length = tf.cast(length, tf.int32)
     max_length = tf.shape(triples)[0]
     # Only the coefficients (EOS and padding excluded) are worked on, then zero-padded back
-    # to L_max: a sequence fills about half its buffer, and this runs once per kept
-    # sequence on the host (docs/benchmarks.md, "Input pipeline").
+    # to L_max: a sequence rarely fills its buffer, and this runs once per kept sequence on
+    # the host (docs/benchmarks.md, "Input pipeline").
     n = tf.clip_by_value(length - 1, 0, max_length)
     coefficients = triples[:n]
     word = coefficients[:, 2] * (1 << layout.position_bits) + coefficients[:, 1]

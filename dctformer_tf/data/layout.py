@@ -5,6 +5,7 @@ Plain Python and numpy, so that every backend and the numpy input path can use i
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -150,8 +151,10 @@ class ChunkPolicy:
     def __post_init__(self):
         for name in ("p_min", "power"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"build_chunks.{name} must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"build_chunks.{name} must be a positive finite number, "
+                                 f"got {value!r}")
         if self.l_max is not None and (isinstance(self.l_max, bool) or self.l_max <= 0):
             raise ValueError("build_chunks.l_max must be a positive length (or None to "
                              f"disable), got {self.l_max!r}")

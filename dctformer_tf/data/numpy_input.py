@@ -36,13 +36,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import math
 import multiprocessing
 import os
 
 import numpy as np
 
-from dctformer_tf.data.layout import SequenceLayout
+from dctformer_tf.data.layout import ChunkPolicy, SequenceLayout
 from dctformer_tf.data.numpy_chunking import (
     chunk_bounds,
     compact_examples,
@@ -127,11 +126,9 @@ class NumpyChunkBatches:
         draws, if `repeat`); None: the whole split.
       start: int. Index of the first image within the split.
       image_size: int. Side of the rendered shapes images (placed on the R x R canvas).
-      p_min, power: float. Chunk law `P(k) ∝ max((k+1)^−power, p_min)`.
-      l_max: int or None. Length filter `min(1, L / l_max)` (paper Eq. 11); None: off.
-      examples_per_encode: int. r, the mean examples per encoded sequence before the filter.
-      loss_from_channel: int. Only targets of channel >= this carry loss (EOS always does).
-      shuffle_buffer: int. Examples in the shuffle buffer; 0: no shuffle.
+      policy: `ChunkPolicy` (chunk law, length filter, loss prefix, shuffle, examples per
+        encode). None: `ChunkPolicy(**policy_fields)`, so a caller may name only the
+        fields it changes (`p_min=0.5`).
       on_overflow: str. "error" (raise, naming the image) or "skip" (drop it, warn once and
         record it in `overlong`).
       encode_batch_size: int or None. Images per encode call and per block; None: the numpy
@@ -153,11 +150,9 @@ class NumpyChunkBatches:
     def __init__(self, codec: SparseCodec, chunk_size: int, overlap: int, max_length: int,
                  batch_size: int, seed: int, split: str = "train",
                  num_examples: int | None = None, start: int = 0, image_size: int = 64,
-                 p_min: float = 0.1, power: float = 3.0, l_max: int | None = None,
-                 examples_per_encode: int = 1, loss_from_channel: int = 0,
-                 shuffle_buffer: int = 1024, on_overflow: str = "error",
+                 policy: ChunkPolicy | None = None, on_overflow: str = "error",
                  encode_batch_size: int | None = None, workers: int = 0,
-                 start_method: str = "spawn", repeat: bool = True):
+                 start_method: str = "spawn", repeat: bool = True, **policy_fields):
         check_codec(codec)
         self.codec = codec
         self.layout = SequenceLayout.of_codec(codec)
@@ -171,19 +166,18 @@ class NumpyChunkBatches:
         if self.num_examples < 1:
             raise ValueError(f"num_examples must be at least 1, got {num_examples!r}")
         self.image_size = _integer("image_size", image_size, 2 * codec.block_size)
-        for name, value in (("p_min", p_min), ("power", power)):
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        self.p_min, self.power = float(p_min), float(power)
-        if l_max is not None:
-            length_filter_keep_probability(1, l_max)  # checks l_max now, not in a worker
-        self.l_max = l_max
-        self.examples_per_encode = _integer("examples_per_encode", examples_per_encode, 1)
-        self.loss_from_channel = _integer("loss_from_channel", loss_from_channel, 0)
+        if policy is None:
+            policy = ChunkPolicy(**policy_fields)  # checks every field now, not in a worker
+        elif policy_fields:
+            raise TypeError(f"give a policy or its fields, not both ({policy_fields})")
+        self.p_min, self.power = float(policy.p_min), float(policy.power)
+        self.l_max = policy.l_max
+        self.examples_per_encode = int(policy.examples_per_encode)
+        self.loss_from_channel = int(policy.loss_from_channel)
         if self.loss_from_channel > self.layout.dct_channels:
             raise ValueError(f"loss_from_channel must be at most C = "
-                             f"{self.layout.dct_channels}, got {loss_from_channel}")
-        self.shuffle_buffer = _integer("shuffle_buffer", shuffle_buffer, 0)
+                             f"{self.layout.dct_channels}, got {self.loss_from_channel}")
+        self.shuffle_buffer = int(policy.shuffle_buffer)
         if on_overflow not in ON_OVERFLOW:
             raise ValueError(f"on_overflow must be one of {ON_OVERFLOW}, got {on_overflow!r}")
         self.on_overflow = on_overflow

@@ -1,4 +1,11 @@
-"""The DCTransformer network (docs/design.md §3, paper App. B): Keras 3 layers and the model."""
+"""The DCTransformer network (docs/design.md §3, paper App. B): Keras 3 layers in `keras.ops`
+(one module per layer), the model (`dctransformer`), its configuration and parameter count
+(`configs`), the loss (`losses`), FLOPs (`flops`) and untrained models for benchmarks
+(`random_init`).
+
+May import `dct` and the plain-Python parts of `data` (`layout`); never TensorFlow directly,
+never gin, so it runs on every Keras backend.
+"""
 
 from dctformer_tf.model.cached_multi_head_attention import CachedMultiHeadAttention
 from dctformer_tf.model.channel_decoder import ChannelDecoder, start_triple

@@ -38,7 +38,7 @@ class MonitoredAdam(keras.optimizers.Adam):
         squares = ops.sum(ops.stack([ops.sum(ops.square(g)) for g in present]))
         bad = 1.0 - ops.cast(ops.isfinite(squares), "float32")
         bad = replicas.sum_over_replicas(bad)  # every replica takes the same decision
-        # `.value`, not the variable: JAX no longer converts objects inside its own ops.
+        # `.value`, not the variable: JAX does not convert a Keras variable inside its own ops.
         recorded = self.first_nonfinite_step.value
         first = ops.logical_and(bad > 0, recorded < 0)
         self.first_nonfinite_step.assign(

@@ -190,7 +190,7 @@ def train_portable(model_dir: str, settings: PortableSettings, total_steps: int 
     batches = NumpyChunkBatches(
         run.codec, run.chunking.chunk_size, run.chunking.overlap, run.max_length,
         settings.batch_size, settings.seed, num_examples=settings.num_examples,
-        **dataclasses.asdict(settings.chunks), workers=workers)
+        policy=settings.chunks, workers=workers)
     clock = StepClock(minutes)
     log.info("Training %s parameters for %d steps on %s (%s)", f"{model.count_params():,}",
              total_steps, keras.backend.backend(), "mixed_bfloat16"

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow  # a whole training subprocess; fit_verbosity is what decides it
 def test_train_in_a_non_terminal_writes_lines_not_progress_bars(tmp_path):
     command = [sys.executable, "-m", "dctformer_tf.cli.main", "train",
                "--model_dir", str(tmp_path / "run")]

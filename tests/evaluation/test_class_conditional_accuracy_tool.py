@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from dctformer_tf.data.shapes import shapes_arrays
@@ -28,6 +29,7 @@ def _tool():
     return module
 
 
+@pytest.mark.slow  # a study tool (docs/results.md), not a path of the library
 def test_reports_the_classifier_on_the_given_checkpoints_samples(tmp_path):
     import tensorflow as tf
 

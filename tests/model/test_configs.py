@@ -178,3 +178,38 @@ def test_table3_runs_enable_mixed_precision_and_the_demo_does_not(name):
     assert "train.mixed_precision = True" in run_bindings(table3)
     demo = ["models/small.gin", "data/shapes.gin", "runs/train.gin", "runs/quickstart.gin"]
     assert "mixed_precision" not in run_bindings(demo)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_every_table3_config_builds_from_the_one_field_list(name):
+    """Each Table 3 model file, read as a run reads it (`read_bindings` -> the `architecture`
+    selector -> `ModelConfig`), gives a model whose constructor arguments are the config's,
+    field for field, and whose `get_config` rebuilds the same model."""
+    from dctformer_tf.model.dctransformer import DCTransformer, constructor_arguments
+    from dctformer_tf.train.gin_model import config_from_bindings, read_bindings
+
+    gin_dir = GIN_MODELS.parent
+    bound = read_bindings([gin_dir / "models" / f"{name}.gin", gin_dir / "data" / f"{name}.gin",
+                           gin_dir / "runs" / "train.gin"], ["train.model_dir = 'unused'"])
+    config = config_from_bindings(bound)
+    kwargs = config.model_kwargs()
+    assert tuple(kwargs) == constructor_arguments()
+    model = DCTransformer(**kwargs)  # layers constructed, no weights created
+    rebuilt = DCTransformer.from_config(model.get_config())
+    for field in constructor_arguments():
+        assert getattr(rebuilt, field) == getattr(model, field), field
+    assert (model.grid_size, model.window) == (config.resolution // config.block_size,
+                                               config.chunk_size + config.chunk_overlap)
+    assert count_parameters(model.get_config()) == count_parameters(kwargs)
+
+
+def test_an_unknown_or_missing_architecture_field_is_named():
+    from dctformer_tf.model.configs import architecture_fields
+
+    with pytest.raises(ValueError, match=r"no model field \['d_modle'\]"):
+        architecture_fields({"d_modle": 8})
+    with pytest.raises(ValueError, match=r"architecture.conv_kernel, architecture.conv_stride "
+                                         "not set"):
+        architecture_fields({"d_model": 8, "num_heads": 2, "encoder_spec": [(1, 1)],
+                             "channel_spec": [(1, 1)], "position_spec": [(1, 1)],
+                             "value_spec": [(1, 1)]})

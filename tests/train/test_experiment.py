@@ -211,3 +211,11 @@ def test_codec_and_chunking_settings_are_bound_in_one_place_only(tmp_path, bindi
                        "come from the codec and the chunking|no setting"):
         _train(tmp_path, "train.total_steps = 3", binding)
     assert not os.listdir(tmp_path)  # refused before anything was written
+
+
+@pytest.mark.parametrize("terminal, verbose, expected", [(True, "auto", 1), (False, "auto", 2),
+                                                        (True, 0, 0), (False, "1", 1)])
+def test_fit_verbosity_is_a_progress_bar_only_on_a_terminal(monkeypatch, terminal, verbose,
+                                                             expected):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    assert experiment.fit_verbosity(verbose) == expected

@@ -168,6 +168,7 @@ def test_too_little_disk_for_two_checkpoints_is_named(tmp_path, monkeypatch):
     assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")
 
 
+@pytest.mark.slow  # a whole training subprocess, for one warning that must not appear
 def test_the_data_check_leaves_a_cached_dataset_whole(tmp_path):
     """The pre-flight data check reads one image outside the cache: reading a cached dataset
     partly would make TensorFlow discard the cache, and say so in a C++ warning (hidden in
@@ -187,6 +188,8 @@ def test_the_data_check_leaves_a_cached_dataset_whole(tmp_path):
     assert "did not fully read the dataset being cached" not in result.stderr
 
 
+@pytest.mark.slow  # the default tier covers each half: a damaged latest checkpoint skipped on
+# resuming, and a diverging run naming its last good checkpoint
 def test_after_a_skipped_checkpoint_the_divergence_names_the_one_restored(tmp_path):
     _train(tmp_path, "train.total_steps = 4", "train.steps_per_epoch = 2")
     path = _data_file(tmp_path, 4)

@@ -61,19 +61,14 @@ log = logging.getLogger("dctformer_tf.train")
 
 
 @gin.configurable("build_sequences")
-def sequence_source(
-    source: str = "shapes",
-    data_dir: str | None = None,
-    num_examples: int | None = None,
-    num_eval_examples: int | None = 1000,
-    max_length: int = gin.REQUIRED,
-    on_overflow: str = "error",
-    cache: bool = False,
-    encoder: str = "auto",
-) -> SequenceSource:
-    """source: "shapes", "folder:/path" or a TFDS name (`data.sources.get_source`)."""
-    return SequenceSource(DataSettings(source, data_dir), max_length, num_examples,
-                          num_eval_examples, on_overflow, cache, encoder)
+def sequence_source(source: str = "shapes", data_dir: str | None = None,
+                    **fields) -> SequenceSource:
+    """The run's data: `source` ("shapes", "folder:/path" or a TFDS name,
+    `data.sources.get_source`) and `data_dir` make its `DataSettings`; the other bindings
+    are `SequenceSource`'s fields, `max_length` required."""
+    if "max_length" not in fields:
+        raise ValueError("build_sequences.max_length is not bound (gin/data/*.gin sets it)")
+    return SequenceSource(DataSettings(source, data_dir), **fields)
 
 
 def build_run_settings() -> tuple[RunSettings, SequenceSource]:

@@ -1,7 +1,7 @@
 """A folder of natural photo crops at a given size, for `dctformer lengths` and other
 measurements that need photos offline.
 
-The photos are the six that scikit-image ships (tests/photos.py: astronaut, coffee, chelsea,
+The photos are the six that scikit-image ships (dctformer_tf/data/photos.py: astronaut, coffee, chelsea,
 rocket, hubble_deep_field, retina), cropped at random, square. The smallest photo is 300 px
 high, so a crop is at most 300 px (`--crop`); a larger `--size` is reached by resizing the
 crop up with Pillow (Lanczos). Upscaled crops lack the fine detail of photos taken at that
@@ -38,7 +38,7 @@ def write_photo_folder(out: str, size: int, num: int, crop: int = MAX_CROP,
 
 
 def write_whole_photos(out: str) -> list[str]:
-    """Writes the six photos of tests/photos.py, uncropped, as PNGs to `out`; returns their
+    """Writes the six photos of dctformer_tf/data/photos.py, uncropped, as PNGs to `out`; returns their
     paths."""
     os.makedirs(out, exist_ok=True)
     paths = []

@@ -2,6 +2,7 @@
 trained-run flags (--model_dir, --checkpoint)."""
 
 import os
+import re
 
 
 def add_gin_arguments(parser) -> None:
@@ -23,6 +24,8 @@ def parse_gin(args, extra_bindings=()) -> None:
     """Parse the files, then the bindings (later ones win), then `extra_bindings`."""
     import gin
 
+    from dctformer_tf.train.gin_model import RENAMED
+
     missing = [path for path in args.gin_file if not os.path.exists(path)]
     if missing:
         raise FileNotFoundError(f"gin file not found: {', '.join(missing)}")
@@ -30,7 +33,14 @@ def parse_gin(args, extra_bindings=()) -> None:
     # as in tools/demo.py). Not finalized: a locked config would refuse the configurables of
     # modules imported later in the same process (evaluation.features).
     gin.clear_config()
-    gin.parse_config_files_and_bindings(args.gin_file,
-                                        list(args.gin_bindings) + list(extra_bindings),
-                                        finalize_config=False)
+    try:
+        gin.parse_config_files_and_bindings(args.gin_file,
+                                            list(args.gin_bindings) + list(extra_bindings),
+                                            finalize_config=False)
+    except ValueError as error:
+        renamed = re.search(r"No configurable matching '(\w+)'", str(error))
+        if renamed and renamed.group(1) in RENAMED:
+            old = renamed.group(1)
+            raise ValueError(f"{error}\n`{old}.*` is now `{RENAMED[old]}.*`") from None
+        raise
 

@@ -48,7 +48,18 @@ def run_train(args):
     if args.tpu:
         bindings.append(f"train.tpu = {args.tpu!r}")
     parse_gin(args, bindings)
-    experiment.train()
+    try:
+        experiment.train()
+    except RuntimeError as error:
+        injected = ("codec", "chunking", "architecture", "sequences", "chunk_policy")
+        if "Required bindings for `train`" in str(error) and \
+                any(f"'{name}'" in str(error) for name in injected):
+            raise ValueError(f"{error}\nA run file binds what the run is made of: include "
+                               "gin/runs/train.gin, or bind train.codec = @build_codec(), "
+                               "train.chunking = @build_chunking(), train.architecture = "
+                               "@architecture(), train.sequences = @build_sequences() and "
+                               "train.chunk_policy = @build_chunks()") from None
+        raise
 
 
 def run_train_portable(args):

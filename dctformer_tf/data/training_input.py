@@ -1,8 +1,9 @@
 """A run's input: the images of a data source, encoded to sparse sequences, read by each
 input pipeline of a distribution strategy in its own shard, and cut into training chunks.
 
-Gin-free: `train/experiment.py` binds `SequenceSource` (`build_sequences.*`) and the
-`ChunkPolicy` (`build_chunks.*`) and hands them to these functions.
+Gin-free: gin builds `SequenceSource` (`build_sequences.*`, `train/experiment.py`) and the
+`ChunkPolicy` (`build_chunks.*`, `train/gin_model.py`), and `train` hands them to these
+functions.
 """
 
 import dataclasses

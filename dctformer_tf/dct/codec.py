@@ -259,7 +259,8 @@ class SparseCodec:
         `encoders.choose_encoder` gives for `encoder` and the canvases: a fast one for a
         static size, the float64 twin of the reference otherwise; all give the same
         sequences. A graph that is saved must use "ops", which needs no kernel library to
-        load.
+        load. None of them compiles under XLA (`jit_compile=True`): encode in the input
+        pipeline or in a graph of its own.
         """
         import tensorflow as tf
 

@@ -1,4 +1,5 @@
-"""The training entry point, and the only training module that knows gin exists.
+"""The training entry point, and gin's edge with TensorFlow (the TensorFlow-free selectors are
+in `gin_model.py`).
 
 `train()` narrates its phases: run settings -> strategy -> data -> model and optimizer (in
 the strategy scope) -> restore the latest checkpoint, if any -> `model.fit` with
@@ -60,15 +61,18 @@ from dctformer_tf.train.trainer import DCTransformerTrainer
 log = logging.getLogger("dctformer_tf.train")
 
 
-@gin.configurable("build_sequences")
 def sequence_source(source: str = "shapes", data_dir: str | None = None,
                     **fields) -> SequenceSource:
     """The run's data: `source` ("shapes", "folder:/path" or a TFDS name,
     `data.sources.get_source`) and `data_dir` make its `DataSettings`; the other bindings
     are `SequenceSource`'s fields, `max_length` required."""
-    if "max_length" not in fields:
-        raise ValueError("build_sequences.max_length is not bound (gin/data/*.gin sets it)")
     return SequenceSource(DataSettings(source, data_dir), **fields)
+
+
+sequence_source.__signature__ = gin_model.keyword_signature(
+    {"source": "shapes", "data_dir": None,
+     **gin_model.dataclass_defaults(SequenceSource, skip=("data",))})
+sequence_source = gin.configurable("build_sequences")(sequence_source)
 
 
 def build_run_settings() -> tuple[RunSettings, SequenceSource]:

@@ -7,12 +7,18 @@ functions, and so do the tools that size a model and the JAX-backend runner
 """
 
 import dataclasses
+import inspect
 
 import gin
 
 from dctformer_tf.data.layout import Chunking, ChunkPolicy
 from dctformer_tf.dct import SparseCodec
-from dctformer_tf.model.configs import ModelConfig, architecture_fields, model_config
+from dctformer_tf.model.configs import (
+    DERIVED_FIELDS,
+    ModelConfig,
+    architecture_fields,
+    model_config,
+)
 from dctformer_tf.runs import DataSettings, RunSettings
 
 
@@ -34,7 +40,23 @@ def build_chunking(chunk_size: int = gin.REQUIRED, overlap: int = gin.REQUIRED) 
     return Chunking(chunk_size, overlap)
 
 
-@gin.configurable("architecture")
+def keyword_signature(defaults: dict) -> inspect.Signature:
+    """A signature of keyword-only parameters with these defaults (`gin.REQUIRED` for one
+    without). Set as the `__signature__` of a selector that takes `**fields`, it lets gin
+    refuse a misspelt binding when the file is parsed, naming file and line, and record every
+    value, bound or default, in the operative config, while the fields themselves stay
+    defined once, in the dataclass the selector builds."""
+    return inspect.Signature([inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                                default=default)
+                              for name, default in defaults.items()])
+
+
+def dataclass_defaults(cls, skip=()) -> dict:
+    """{field: default} of a dataclass, `gin.REQUIRED` for a field without one."""
+    return {f.name: gin.REQUIRED if f.default is dataclasses.MISSING else f.default
+            for f in dataclasses.fields(cls) if f.name not in skip}
+
+
 def architecture(**fields) -> dict:
     """The model's architecture: the `ARCHITECTURE_FIELDS` of `ModelConfig` that
     gin/models/*.gin bind (`architecture.d_model = ...`), completed with their defaults. The
@@ -42,10 +64,23 @@ def architecture(**fields) -> dict:
     return architecture_fields(fields)
 
 
-@gin.configurable("build_chunks")
+architecture.__signature__ = keyword_signature(
+    dataclass_defaults(ModelConfig, skip=DERIVED_FIELDS))
+architecture = gin.configurable("architecture")(architecture)
+
+
 def chunk_policy(**fields) -> ChunkPolicy:
     """The chunk law and length filter of training (`build_chunks.p_min = ...`); the fields
     and their defaults are `ChunkPolicy`'s."""
+    return chunk_policy_from(fields)
+
+
+chunk_policy.__signature__ = keyword_signature(dataclass_defaults(ChunkPolicy))
+chunk_policy = gin.configurable("build_chunks")(chunk_policy)
+
+
+def chunk_policy_from(fields: dict) -> ChunkPolicy:
+    """`ChunkPolicy(**fields)`, refusing by name a field it does not have."""
     known = [f.name for f in dataclasses.fields(ChunkPolicy)]
     unknown = sorted(set(fields) - set(known))
     if unknown:
@@ -66,6 +101,10 @@ REQUIRED = object()  # what `%gin.REQUIRED` reads as in `read_bindings`
 # @build_codec()`): `read_bindings` keeps such a reference as it is, and its reader takes the
 # value from the selector's own bindings.
 SELECTORS = ("build_codec", "build_chunking", "architecture", "build_sequences", "build_chunks")
+# What a run file may bind, for `read_bindings`: the selectors and `train` itself.
+RUN_SELECTORS = ("train", *SELECTORS)
+# Selectors of earlier versions, and what replaced them.
+RENAMED = {"build_model": "architecture"}
 
 
 def read_bindings(files, bindings=()) -> dict:
@@ -114,6 +153,8 @@ def read_bindings(files, bindings=()) -> dict:
                 if statement.scope:
                     raise ValueError(f"{line}: scoped binding {statement.scope}/"
                                      f"{statement.selector}: not read without gin's registry")
+                if statement.arg_name and statement.selector not in RUN_SELECTORS:
+                    raise ValueError(f"{line}: {unknown_selector(statement.selector)}")
                 statements.append((statement, where))
 
     for path in files:
@@ -163,6 +204,14 @@ class _Reference:
 
     def __repr__(self):
         return f"@{self.name}{'()' if self.evaluate else ''}"
+
+
+def unknown_selector(selector: str) -> str:
+    """What to tell the author of a binding to a selector no run reads."""
+    if selector in RENAMED:
+        return f"`{selector}.*` is now `{RENAMED[selector]}.*`"
+    return (f"no run setting `{selector}.*`; a run binds {', '.join(RUN_SELECTORS)} "
+            "(and macros)")
 
 
 def selector_kwargs(bound: dict, selector: str) -> dict:

@@ -37,6 +37,7 @@ from dctformer_tf.data.numpy_input import NumpyChunkBatches
 from dctformer_tf.runs import DataSettings, RunSettings, build_run_model, write_run_file
 from dctformer_tf.train.gin_model import (
     REQUIRED,
+    chunk_policy_from,
     read_bindings,
     run_from_bindings,
     selector_kwargs,
@@ -103,7 +104,7 @@ class PortableSettings:
         for key, value in chunks.items():
             if value is REQUIRED:
                 raise ValueError(f"build_chunks.{key} is required and not bound")
-        values["chunks"] = ChunkPolicy(**chunks)
+        values["chunks"] = chunk_policy_from(chunks)
         for key, value in values.items():
             if value is REQUIRED:
                 raise ValueError(f"{key} is required and not bound")

@@ -34,3 +34,4 @@ def test_parser_defaults_are_the_library_defaults():
     codec = SparseCodec()
     assert (args.block_size, args.quality, args.order, args.value_encoding) == (
         codec.block_size, codec.quality, codec.order, codec.value_encoding)
+

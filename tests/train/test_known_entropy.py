@@ -92,7 +92,7 @@ def _check_samples(found: np.ndarray, name: str) -> None:
     assert pvalue > 0.01, counts
 
 
-@pytest.mark.slow  # ~2 min of training, ~1 min of sampling: `make test-slow`
+@pytest.mark.slow  # minutes of training and sampling: `make test-slow`
 def test_a_run_on_k_images_codes_each_in_log2_k_bits_and_samples_them_uniformly(
         trained, tmp_path):
     model_dir, sequences = trained

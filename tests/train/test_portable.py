@@ -122,8 +122,17 @@ def test_import_names_a_missing_or_foreign_weights_file(tmp_path):
     ("eval/train.steps = 3\n", "scoped binding eval/train"),
     ("train.callback = @my_callback\n", "@my_callback is a configurable reference"),
     ("A = %B\nB = %A\ntrain.steps = %A\n", "is defined in terms of itself"),
+    ("build_model.d_model = 8\n", r"run.gin:1: `build_model.\*` is now `architecture.\*`"),
+    ("architecure.d_model = 8\n", r"run.gin:1: no run setting `architecure.\*`"),
 ])
 def test_read_bindings_refuses_what_it_cannot_evaluate(tmp_path, text, message):
     (tmp_path / "run.gin").write_text(text)
     with pytest.raises(ValueError, match=message):
         read_bindings([tmp_path / "run.gin"])
+
+
+def test_a_chunk_setting_that_does_not_exist_is_named():
+    with pytest.raises(ValueError, match=r"build_chunks: no setting \['chunk_size'\]"):
+        PortableSettings.from_gin(["gin/models/tiny.gin", "gin/data/shapes.gin",
+                                   "gin/runs/train.gin"],
+                                  ["train.model_dir = 'unused'", "build_chunks.chunk_size = 8"])

@@ -58,7 +58,7 @@ def test_single_worker_strategies_have_one_whole_source_pipeline(strategy, two_c
     assert context.get_per_replica_batch_size(8) == 8 // dist.num_replicas_in_sync
 
 
-@pytest.mark.slow  # ~13 s; the slow two-worker test covers the same on real workers
+@pytest.mark.slow  # the slow two-worker test covers the same on real workers
 def test_each_pipeline_chunks_its_own_shard_per_replica_with_its_own_seed(monkeypatch):
     run, sequences, policy = _run_settings("build_sequences.num_examples = 5",
                                    "build_chunks.shuffle_buffer = 4")
@@ -87,7 +87,7 @@ def test_each_pipeline_chunks_its_own_shard_per_replica_with_its_own_seed(monkey
         lengths(sequences.dataset(run.codec, "train")))
 
 
-@pytest.mark.slow  # ~25 s of training under MirroredStrategy (the default tier's tiny-run
+@pytest.mark.slow  # training under MirroredStrategy (the default tier's tiny-run
 # test spies on the same function under the default strategy): `make test-slow`
 def test_train_builds_its_data_through_the_sharded_input_function(tmp_path, monkeypatch,
                                                                  two_cpu_strategy):
@@ -212,7 +212,7 @@ def _image_digests(source: str, num_examples: int | None) -> list[str]:
     return [hashlib.sha1(example["image"].numpy().tobytes()).hexdigest() for example in images]
 
 
-@pytest.mark.slow  # two TensorFlow processes, ~25-50 s: `make test-slow`
+@pytest.mark.slow  # two TensorFlow processes: `make test-slow`
 def test_two_workers_encode_every_image_exactly_once_per_epoch(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()

@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Sequence
 
 from dctformer_tf.model.dctransformer import DCTransformer, constructor_arguments
+from dctformer_tf.model.par_stack import normalize_layer_spec
 from dctformer_tf.model.partial_image_encoder import encoder_grid_size
 
 LayerSpec = Sequence[Sequence[int]]
@@ -58,8 +59,10 @@ class _ModelConfigMethods:
         return self.chunk_size + self.chunk_overlap
 
     def model_kwargs(self) -> dict:
-        """The `DCTransformer` constructor arguments of this configuration."""
-        return {name: getattr(self, name) for name in _CONSTRUCTOR}
+        """The `DCTransformer` constructor arguments of this configuration, its layer specs
+        as lists of int tuples (as the model holds them, whether read from JSON or gin)."""
+        return {name: normalize_layer_spec(getattr(self, name)) if name.endswith("_spec")
+                else getattr(self, name) for name in _CONSTRUCTOR}
 
     def input_shapes(self, batch_size: int | None = None) -> dict:
         """Shapes of the `DCTransformer` inputs for one window, for `model.build`."""

@@ -213,3 +213,16 @@ def test_an_unknown_or_missing_architecture_field_is_named():
         architecture_fields({"d_model": 8, "num_heads": 2, "encoder_spec": [(1, 1)],
                              "channel_spec": [(1, 1)], "position_spec": [(1, 1)],
                              "value_spec": [(1, 1)]})
+
+
+def test_model_kwargs_hold_layer_specs_as_the_model_does():
+    """Specs read from JSON (lists) or gin (tuples) give the same constructor arguments."""
+    from_json = ModelConfig(**{**TINY_FIELDS, "encoder_spec": [[1, 2]], "value_spec": [[0, 1]]})
+    from_gin = ModelConfig(**{**TINY_FIELDS, "encoder_spec": [(1, 2)], "value_spec": ((0, 1),)})
+    assert from_json.model_kwargs() == from_gin.model_kwargs()
+    assert from_json.model_kwargs()["encoder_spec"] == [(1, 2)]
+
+
+TINY_FIELDS = dict(resolution=32, block_size=8, clip=255, d_model=16, num_heads=2,
+                   encoder_spec=[(1, 1)], channel_spec=[(1, 1)], position_spec=[(1, 1)],
+                   value_spec=[(1, 1)], conv_kernel=2, conv_stride=2)

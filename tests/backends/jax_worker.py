@@ -44,7 +44,7 @@ def forward_and_gradients(model, batch: dict) -> dict:
     nll = element_nll(out, out["targets"])
     result.update({f"nll/{k}": np.asarray(v) for k, v in nll.items()})
     result["loss"] = np.asarray(loss)
-    result.update({f"grad/{v.path}": np.asarray(g)
+    result.update({f"grad/{v.path.split('/', 1)[1]}": np.asarray(g)  # path inside the model
                    for v, g in zip(model.trainable_variables, grads, strict=True)})
     return result
 

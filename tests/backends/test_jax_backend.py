@@ -87,7 +87,9 @@ def _tensorflow_side(model, batch) -> dict:
     result.update({f"nll/{k}": v.numpy() for k, v in element_nll(out, out["targets"]).items()})
     result["loss"] = loss.numpy()
     # Embedding tables get IndexedSlices: densified to compare with JAX's dense gradients.
-    result.update({f"grad/{v.path}": tf.convert_to_tensor(g).numpy()
+    # Keyed by the path inside the model: the model's own name gets a counter suffix when
+    # this process has built other models before it.
+    result.update({f"grad/{v.path.split('/', 1)[1]}": tf.convert_to_tensor(g).numpy()
                    for v, g in zip(model.trainable_variables, grads, strict=True)})
     return result
 

@@ -7,14 +7,13 @@ convert as they are.
 
 import numpy as np
 
-from dctformer_tf.data.layout import SequenceLayout
+from dctformer_tf.data.layout import ChunkPolicy, SequenceLayout
 from dctformer_tf.data.numpy_chunking import compact_examples, sample_chunk_index
 from dctformer_tf.data.numpy_compact import pack_sequences
 from dctformer_tf.runs import RunSettings
 
-# The training pipeline's chunk law, `P(k) ∝ max((k+1)^-power, p_min)` (`chunk_dataset`'s
-# defaults, gin/runs/train.gin).
-P_MIN, POWER = 0.1, 3.0
+# The training pipeline's chunk law, `P(k) ∝ max((k+1)^-power, p_min)`, at its defaults.
+CHUNK_LAW = ChunkPolicy()
 
 
 def random_compact_batch(run: RunSettings, batch: int, length: int | None = None,
@@ -53,5 +52,6 @@ def random_compact_batch(run: RunSettings, batch: int, length: int | None = None
               "content_hw": np.full((batch, 2), codec.resolution, np.int32),
               "label": np.zeros(batch, np.int32)}
     chunking = run.chunking
-    index = sample_chunk_index(lengths, chunking.chunk_size, P_MIN, POWER, rng)
+    index = sample_chunk_index(lengths, chunking.chunk_size, CHUNK_LAW.p_min,
+                               CHUNK_LAW.power, rng)
     return compact_examples(packed, index, chunking.chunk_size, chunking.overlap)

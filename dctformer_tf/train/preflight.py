@@ -38,13 +38,13 @@ def check_writable(model_dir: str) -> None:
 
 
 def prepare_model_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
-    """Creates `model_dir`, failing early when it cannot be written; returns the folder
-    this worker writes to."""
+    """Creates the folder this worker writes to, local or remote (gs://), failing early when
+    it cannot be written; returns it."""
     if not is_chief(strategy):
         # Every worker must take part in saving (collectives), but only the chief's files
         # count; the others write to a scratch folder of their own.
         model_dir = os.path.join(model_dir, f"worker_{strategy.cluster_resolver.task_id}_scratch")
-    os.makedirs(model_dir, exist_ok=True)
+    check_writable(model_dir)
     return model_dir
 
 

@@ -82,7 +82,12 @@ def test_each_kind_of_canvas_gets_its_encoder(monkeypatch):
         assert choose_encoder(encoder, static_size=False).name == "reference"
     numpy = choose_encoder(tensorflow=False)
     assert numpy.name == "numpy" and numpy.encode is np_fast.encode_canvas
-    assert choose_encoder("ops").batch_size(256) == 8
+    ops = choose_encoder("ops")
+    for resolution in (256, 384, 1024):  # whole canvases up to the encoder's best call size
+        batch = ops.batch_size(resolution)
+        assert 1 <= batch <= encoders.MAX_BATCH
+        assert batch == 1 or batch * resolution**2 <= ops.call_pixels
+        assert batch == encoders.MAX_BATCH or (batch + 1) * resolution**2 > ops.call_pixels
     assert choose_encoder("ops").batch_size(32) == encoders.MAX_BATCH
     assert choose_encoder(static_size=False).batch_size(64) == 1
     codec = SparseCodec(quality=75)

@@ -242,6 +242,9 @@ def test_accumulation_makes_up_the_batch_with_micro_batches_that_fit(table3):
             assert steps * micro == s["per_replica_batch"]
             assert s["bytes_at_micro_batch"] <= budget
             assert s["fits"] == (steps == 1)
+            if steps > 1:  # the accumulator (float32, one per parameter) is counted
+                assert s["bytes_at_micro_batch"] == total(replica_bytes(
+                    m, micro, s["precision"], s["remat"])) + 4 * m.parameters
 
 
 def test_accumulation_steps():

@@ -104,6 +104,19 @@ def test_upsampling_runs_put_the_dc_band_first(run):
     assert run_from_bindings(documented_run(run)).codec.order == "bands"
 
 
+@pytest.mark.parametrize("run", ["class_conditional_shapes", "imagenet_class_conditional"])
+def test_class_conditional_runs_keep_the_paper_order(run):
+    assert run_from_bindings(documented_run(run)).codec.order == "bands"
+
+
+@pytest.mark.parametrize("run", ["class_conditional_shapes", "upsample_shapes",
+                                 "imagenet_class_conditional", "imagenet_upsample"])
+def test_only_colorization_restricts_the_loss(run):
+    """Class-conditional and upsampling runs train on whole sequences (their prefix is
+    forced at sampling only); a loss restricted to a prefix would leave the DC band unlearnt."""
+    assert documented_run(run).get("build_chunks.loss_from_channel", 0) == 0
+
+
 @pytest.mark.parametrize("run", ["colorize_shapes", "openimages_colorize"])
 def test_colorization_runs_put_all_of_luma_first(run):
     assert run_from_bindings(documented_run(run)).codec.order == "luma_first"
